@@ -1,0 +1,1 @@
+//! vchiq-link

@@ -1,0 +1,1 @@
+//! dispmanx (in progress)

@@ -1,0 +1,1 @@
+//! khrn (in progress)
