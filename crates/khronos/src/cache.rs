@@ -24,6 +24,8 @@ const MIN_BLOCK: u32 = 64;
 /// 16 grows: 64 B · 2^15 = 2 MiB.
 const MAX_ORDER: u32 = 15;
 const MAX_SIZE: u32 = MIN_BLOCK << MAX_ORDER;
+/// The most data one entry can hold.
+pub(crate) const MAX_ENTRY_DATA: u32 = MAX_SIZE - ENTRY_HEADER;
 
 /// Where an entry's bytes came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -215,7 +217,10 @@ mod tests {
             };
             placed.push(off);
         }
-        assert_eq!(placed, [0, 128, 256, 384, 512, 768, 1024, 640, 1280, 1536, 1792]);
+        assert_eq!(
+            placed,
+            [0, 128, 256, 384, 512, 768, 1024, 640, 1280, 1536, 1792]
+        );
         assert_eq!(grows, 6);
         assert_eq!(c.size, 2048);
     }

@@ -23,7 +23,9 @@ pub enum TransportError {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An attribute list named an unknown attribute (`EGL_BAD_ATTRIBUTE`).
-    #[error("unknown or invalid EGL attribute 0x{attribute:04x}; remove it from the attribute list")]
+    #[error(
+        "unknown or invalid EGL attribute 0x{attribute:04x}; remove it from the attribute list"
+    )]
     BadAttribute {
         /// The attribute.
         attribute: i32,
@@ -62,7 +64,9 @@ pub enum Error {
         handle: u32,
     },
     /// A single command is larger than the merge buffer can ever hold.
-    #[error("command 0x{id:04x} needs {bytes} bytes, more than a KHRN message holds; split the data")]
+    #[error(
+        "command 0x{id:04x} needs {bytes} bytes, more than a KHRN message holds; split the data"
+    )]
     CommandTooLarge {
         /// The command id.
         id: u32,
@@ -86,7 +90,9 @@ pub enum Error {
         got: usize,
     },
     /// The VideoCore refused to create an object (it returned id 0) (`EGL_BAD_ALLOC`).
-    #[error("the VideoCore refused command 0x{command:04x} (returned 0): out of resources on the VideoCore")]
+    #[error(
+        "the VideoCore refused command 0x{command:04x} (returned 0): out of resources on the VideoCore"
+    )]
     ServerRefused {
         /// The command id.
         command: u32,

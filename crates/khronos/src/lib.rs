@@ -354,7 +354,9 @@ impl Client {
             }
         };
         if own != msg_pid {
-            eprintln!("khan_callback: message for wrong process; pid = {own:X}, msg pid = {msg_pid:X}");
+            eprintln!(
+                "khan_callback: message for wrong process; pid = {own:X}, msg pid = {msg_pid:X}"
+            );
             StatCounters::add(&self.shared.stats.khan_dropped, 1);
             return;
         }

@@ -132,13 +132,11 @@ impl Rpc {
     fn recv_res(&mut self, id: u32) -> Result<u32> {
         self.flush()?;
         let reply = self.recv()?;
-        ids::words::<1>(&reply)
-            .map(|[w]| w)
-            .ok_or(Error::Reply {
-                command: id,
-                expected: "a 4-byte result",
-                got: reply.len(),
-            })
+        ids::words::<1>(&reply).map(|[w]| w).ok_or(Error::Reply {
+            command: id,
+            expected: "a 4-byte result",
+            got: reply.len(),
+        })
     }
 
     fn recv(&mut self) -> Result<Vec<u8>> {
@@ -202,13 +200,17 @@ impl Rpc {
 
     /// IN_BULK call: `[id, args…, len]` (`len` = `0xffffffff` for `None`); a non-empty
     /// payload follows right after a flush, as a message (≤ 2032 bytes) or a bulk transmit.
-    pub(crate) fn call_in_bulk(&mut self, id: u32, args: &[u32], data: Option<&[u8]>) -> Result<()> {
+    pub(crate) fn call_in_bulk(
+        &mut self,
+        id: u32,
+        args: &[u32],
+        data: Option<&[u8]>,
+    ) -> Result<()> {
         let len = match data {
             None => ids::LENGTH_SIGNAL_NULL,
-            Some(d) => u32::try_from(d.len()).map_err(|_| Error::CommandTooLarge {
-                id,
-                bytes: d.len(),
-            })?,
+            Some(d) => {
+                u32::try_from(d.len()).map_err(|_| Error::CommandTooLarge { id, bytes: d.len() })?
+            }
         };
         self.reserve(id, 8 + 4 * args.len())?;
         self.push_words(&[id]);
@@ -244,11 +246,6 @@ impl Rpc {
             StatCounters::add(&stats.bulk_bytes, data.len() as u64);
         }
         Ok(())
-    }
-
-    /// The ids of the pending make-current record.
-    pub(crate) fn current(&self) -> McIds {
-        self.mc
     }
 
     /// `eglMakeCurrent`'s effect on the buffer: rewrite the record in place if it is alone in

@@ -241,7 +241,9 @@ mod tests {
             ty: AttribType::Fixed,
             normalized: true,
             stride: 8,
-            data: &[0, 0, 0, 0, 0, 0, 0, 0, fixed[0], fixed[1], fixed[2], fixed[3]],
+            data: &[
+                0, 0, 0, 0, 0, 0, 0, 0, fixed[0], fixed[1], fixed[2], fixed[3],
+            ],
         };
         assert!(a.fetch(1, &mut out));
         assert_eq!(out[0], 1.5);

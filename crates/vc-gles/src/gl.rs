@@ -283,3 +283,75 @@ pub fn error_str(code: u32) -> &'static str {
         _ => "unknown",
     }
 }
+
+/// A GL error code as a Rust error, for logs and `?` in the KHRN server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum GlError {
+    /// `GL_INVALID_ENUM`: an enum argument is out of range.
+    #[error("GL_INVALID_ENUM")]
+    InvalidEnum,
+    /// `GL_INVALID_OPERATION`: the operation is not allowed in the current state.
+    #[error("GL_INVALID_OPERATION")]
+    InvalidOperation,
+    /// `GL_INVALID_VALUE`: a numeric argument is out of range.
+    #[error("GL_INVALID_VALUE")]
+    InvalidValue,
+    /// `GL_OUT_OF_MEMORY`: not enough memory to execute the command.
+    #[error("GL_OUT_OF_MEMORY")]
+    OutOfMemory,
+    /// `GL_STACK_OVERFLOW`: a matrix stack push on a full stack.
+    #[error("GL_STACK_OVERFLOW")]
+    StackOverflow,
+    /// `GL_STACK_UNDERFLOW`: a matrix stack pop at depth 1.
+    #[error("GL_STACK_UNDERFLOW")]
+    StackUnderflow,
+    /// Any other non-zero code.
+    #[error("unknown GL error 0x{0:04x}")]
+    Unknown(u32),
+}
+
+impl GlError {
+    /// `Ok(())` for `GL_NO_ERROR`, the matching variant otherwise.
+    pub fn check(code: u32) -> Result<(), GlError> {
+        Err(match code {
+            GL_NO_ERROR => return Ok(()),
+            GL_INVALID_ENUM => GlError::InvalidEnum,
+            GL_INVALID_OPERATION => GlError::InvalidOperation,
+            GL_INVALID_VALUE => GlError::InvalidValue,
+            GL_OUT_OF_MEMORY => GlError::OutOfMemory,
+            GL_STACK_OVERFLOW => GlError::StackOverflow,
+            GL_STACK_UNDERFLOW => GlError::StackUnderflow,
+            other => GlError::Unknown(other),
+        })
+    }
+
+    /// The GL code of this error.
+    pub fn code(self) -> u32 {
+        match self {
+            GlError::InvalidEnum => GL_INVALID_ENUM,
+            GlError::InvalidOperation => GL_INVALID_OPERATION,
+            GlError::InvalidValue => GL_INVALID_VALUE,
+            GlError::OutOfMemory => GL_OUT_OF_MEMORY,
+            GlError::StackOverflow => GL_STACK_OVERFLOW,
+            GlError::StackUnderflow => GL_STACK_UNDERFLOW,
+            GlError::Unknown(c) => c,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_round_trip() {
+        assert_eq!(GlError::check(GL_NO_ERROR), Ok(()));
+        for code in [0x500, 0x501, 0x502, 0x503, 0x504, 0x505, 0x9999] {
+            let e = GlError::check(code).unwrap_err();
+            assert_eq!(e.code(), code);
+            if code != 0x9999 {
+                assert_eq!(e.to_string(), error_str(code));
+            }
+        }
+    }
+}

@@ -102,7 +102,7 @@ impl Mat4 {
 
     /// The matrix product `self · rhs` (apply `rhs` first, then `self`).
     #[allow(clippy::should_implement_trait)] // `Mul` is implemented too; this is the named form.
-    pub fn mul(&self, rhs: &Mat4) -> Mat4 {
+    pub fn mul(self, rhs: &Mat4) -> Mat4 {
         let a = &self.m;
         let b = &rhs.m;
         let mut out = [0.0f32; 16];
@@ -200,7 +200,7 @@ impl Mat4 {
 impl Mul for Mat4 {
     type Output = Mat4;
     fn mul(self, rhs: Mat4) -> Mat4 {
-        Mat4::mul(&self, &rhs)
+        Mat4::mul(self, &rhs)
     }
 }
 
@@ -216,7 +216,9 @@ mod tests {
     use super::*;
 
     fn close(a: &Mat4, b: &Mat4) -> bool {
-        a.m.iter().zip(b.m.iter()).all(|(x, y)| (x - y).abs() < 1e-5)
+        a.m.iter()
+            .zip(b.m.iter())
+            .all(|(x, y)| (x - y).abs() < 1e-5)
     }
 
     #[test]

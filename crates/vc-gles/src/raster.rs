@@ -246,7 +246,11 @@ impl Pipeline<'_> {
         let wx = f64::from(nx + 1.0) * f64::from(vw) * 0.5 + f64::from(vx);
         let wy = f64::from(ny + 1.0) * f64::from(vh) * 0.5 + f64::from(vy);
         let [dn, df] = self.depth_range;
-        let q = if v.tex[2] == 0.0 { f32::MIN_POSITIVE } else { v.tex[2] };
+        let q = if v.tex[2] == 0.0 {
+            f32::MIN_POSITIVE
+        } else {
+            v.tex[2]
+        };
         Some(ScreenVertex {
             x: wx,
             y: f64::from(self.surface_h) - wy,
@@ -272,9 +276,9 @@ impl Pipeline<'_> {
             return;
         }
         let mut sv = [ScreenVertex::default(); 12];
-        for i in 0..poly.n {
-            match self.project(&poly.v[i]) {
-                Some(s) => sv[i] = s,
+        for (dst, v) in sv.iter_mut().zip(&poly.v[..poly.n]) {
+            match self.project(v) {
+                Some(s) => *dst = s,
                 None => return,
             }
         }
@@ -371,9 +375,8 @@ impl Pipeline<'_> {
         let minify = self.sampler.as_ref().is_some_and(|s| {
             let (s1, t1) = (v[1].st[0] - v[0].st[0], v[1].st[1] - v[0].st[1]);
             let (s2, t2) = (v[2].st[0] - v[0].st[0], v[2].st[1] - v[0].st[1]);
-            let tex_area = f64::from((s1 * t2 - s2 * t1).abs())
-                * f64::from(s.width)
-                * f64::from(s.height);
+            let tex_area =
+                f64::from((s1 * t2 - s2 * t1).abs()) * f64::from(s.width) * f64::from(s.height);
             let px_area = ar as f64 / (SUB * SUB);
             tex_area > px_area
         });
@@ -580,9 +583,17 @@ impl Pipeline<'_> {
         let inv_w = tri.inv_w.at(fx, fy);
         let mut texel = None;
         if let Some(s) = self.sampler.as_ref() {
-            let q = if self.unit_q { inv_w } else { tri.tex[2].at(fx, fy) };
+            let q = if self.unit_q {
+                inv_w
+            } else {
+                tri.tex[2].at(fx, fy)
+            };
             let (ss, tt) = (tri.tex[0].at(fx, fy) / q, tri.tex[1].at(fx, fy) / q);
-            let linear = if tri.minify { s.min_linear } else { s.mag_linear };
+            let linear = if tri.minify {
+                s.min_linear
+            } else {
+                s.mag_linear
+            };
             if passthrough && !linear {
                 // White × texel = texel (RGB/luminance texels carry alpha 255).
                 color[idx] = s.nearest(ss, tt);
@@ -732,15 +743,7 @@ impl Pipeline<'_> {
                         trect[3].min(tri.bbox[3]),
                     ];
                     if r[0] < r[2] && r[1] < r[3] {
-                        self.raster(
-                            tri,
-                            r,
-                            cb,
-                            db.as_deref_mut(),
-                            band_y0,
-                            width,
-                            passthrough,
-                        );
+                        self.raster(tri, r, cb, db.as_deref_mut(), band_y0, width, passthrough);
                     }
                 }
             }
@@ -763,7 +766,11 @@ mod tests {
             pos: [x, y, z, w],
             ..Default::default()
         };
-        let tri = [mk(0.0, 0.0, 0.5, 1.0), mk(1.0, 0.0, -3.0, -1.0), mk(0.0, 1.0, 0.5, 1.0)];
+        let tri = [
+            mk(0.0, 0.0, 0.5, 1.0),
+            mk(1.0, 0.0, -3.0, -1.0),
+            mk(0.0, 1.0, 0.5, 1.0),
+        ];
         let mut out = Poly {
             v: [ClipVertex::default(); 12],
             n: 0,
@@ -775,7 +782,11 @@ mod tests {
             assert!(v.pos[2] + v.pos[3] >= -1e-6);
         }
         // Entirely behind the eye: nothing.
-        let tri = [mk(0.0, 0.0, 2.0, -1.0), mk(1.0, 0.0, 2.0, -1.0), mk(0.0, 1.0, 2.0, -1.0)];
+        let tri = [
+            mk(0.0, 0.0, 2.0, -1.0),
+            mk(1.0, 0.0, 2.0, -1.0),
+            mk(0.0, 1.0, 2.0, -1.0),
+        ];
         clip_triangle(&tri, &mut out);
         assert_eq!(out.n, 0);
     }

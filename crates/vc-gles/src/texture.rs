@@ -259,8 +259,16 @@ impl Sampler<'_> {
     #[inline]
     pub fn nearest(&self, s: f32, t: f32) -> u32 {
         // `as i32` saturates and maps NaN to 0, so any float is safe.
-        let i = wrap((s * self.width as f32).floor() as i32, self.width, self.repeat_s);
-        let j = wrap((t * self.height as f32).floor() as i32, self.height, self.repeat_t);
+        let i = wrap(
+            (s * self.width as f32).floor() as i32,
+            self.width,
+            self.repeat_s,
+        );
+        let j = wrap(
+            (t * self.height as f32).floor() as i32,
+            self.height,
+            self.repeat_t,
+        );
         self.texels
             .get(j * self.width as usize + i)
             .copied()
@@ -342,14 +350,23 @@ mod tests {
             pixel_size(gl::GL_RGBA, gl::GL_UNSIGNED_SHORT_5_6_5),
             Err(gl::GL_INVALID_OPERATION)
         );
-        assert_eq!(pixel_size(0x1234, gl::GL_UNSIGNED_BYTE), Err(gl::GL_INVALID_ENUM));
-        assert_eq!(pixel_size(gl::GL_RGB, gl::GL_FLOAT), Err(gl::GL_INVALID_ENUM));
+        assert_eq!(
+            pixel_size(0x1234, gl::GL_UNSIGNED_BYTE),
+            Err(gl::GL_INVALID_ENUM)
+        );
+        assert_eq!(
+            pixel_size(gl::GL_RGB, gl::GL_FLOAT),
+            Err(gl::GL_INVALID_ENUM)
+        );
     }
 
     #[test]
     fn rgb565_expansion() {
         let white = 0xFFFFu16.to_le_bytes();
-        assert_eq!(convert(gl::GL_RGB, gl::GL_UNSIGNED_SHORT_5_6_5, &white), [255; 4]);
+        assert_eq!(
+            convert(gl::GL_RGB, gl::GL_UNSIGNED_SHORT_5_6_5, &white),
+            [255; 4]
+        );
         let red = 0xF800u16.to_le_bytes();
         assert_eq!(
             convert(gl::GL_RGB, gl::GL_UNSIGNED_SHORT_5_6_5, &red),

@@ -1,1 +1,137 @@
-fn main() {}
+//! `vchiq`: the multi-call front end of the project.
+//!
+//! Run as `vchiq SUBCOMMAND`, or under the names of the Raspberry Pi tools it replaces:
+//! `vcgencmd` (= `vchiq gencmd`), `vcdbg` (= `vchiq log` for `vcdbg log msg`) and
+//! `vchiq_test` (= `vchiq test`).
+
+mod bench;
+mod daemon;
+mod demo;
+mod hello;
+mod khronos_link;
+mod test;
+mod tools;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// VCHIQ anywhere: the Raspberry Pi VideoCore host interface, correct inside containers.
+#[derive(Parser, Debug)]
+#[command(name = "vchiq", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log more (repeat for more detail); also honours RUST_LOG.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run vchiqd, the driver daemon, in the foreground (stops on SIGTERM/SIGINT).
+    Daemon(daemon::DaemonArgs),
+    /// Run the software VideoCore as a process of its own (started by `daemon --videocore process`).
+    #[command(hide = true)]
+    Videocore(daemon::VideoCoreArgs),
+    /// Show the daemon's instances (client id, PID namespace, cgroup, uid), services and counters.
+    Status(tools::StatusArgs),
+    /// Run the VCHIQ functional and performance tests (alias: vchiq_test).
+    Test(test::TestArgs),
+    /// Send a command to the VideoCore's GCMD service, like vcgencmd (alias: vcgencmd).
+    Gencmd(tools::GencmdArgs),
+    /// Print the VideoCore message log, like `vcdbg log msg` (alias: vcdbg).
+    Log(tools::LogArgs),
+    /// Write the current display framebuffer to a PNG file.
+    Snapshot(tools::SnapshotArgs),
+    /// The spinning textured cube of the Raspberry Pi's hello_triangle, through the whole stack.
+    HelloTriangle(hello::HelloArgs),
+    /// The main job: two hello_triangles in two PID namespaces, with container-safe identity.
+    Demo(demo::DemoArgs),
+    /// Benchmarks, each beside a baseline measured in the same run.
+    Bench(bench::BenchArgs),
+    /// Run a command as PID 1 of a new PID namespace (used by the demo and the tests).
+    #[command(hide = true)]
+    Nsexec(demo::NsExecArgs),
+    /// Print this process's PID (namespace probe).
+    #[command(hide = true)]
+    NsPid,
+    /// Print what the driver and the VideoCore know about this process, then wait for
+    /// stdin to close (identity tests).
+    #[command(hide = true)]
+    ProbeIdentity(tools::ProbeArgs),
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Rewrites argv for the multi-call names (vcgencmd, vcdbg, vchiq_test).
+fn multicall_args() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let name = args
+        .first()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let sub = match name.as_str() {
+        "vcgencmd" => Some("gencmd"),
+        "vcdbg" => Some("log"),
+        "vchiq_test" => Some("test"),
+        _ => None,
+    };
+    if let Some(sub) = sub {
+        args[0] = "vchiq".into();
+        args.insert(1, sub.into());
+        if sub == "log" {
+            // `vcdbg log msg` → `vchiq log`.
+            if args.get(2).is_some_and(|a| a == "log") {
+                args.remove(2);
+            }
+            if args.get(2).is_some_and(|a| a == "msg") {
+                args.remove(2);
+            }
+        }
+        if sub == "test" || sub == "gencmd" {
+            // The real tools take their own options: everything after the name is theirs.
+            args.insert(2, "--".into());
+        }
+    }
+    args
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(multicall_args());
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Daemon(a) => daemon::run(a),
+        Command::Videocore(a) => daemon::run_videocore(a),
+        Command::Status(a) => tools::status(a),
+        Command::Test(a) => test::run(a),
+        Command::Gencmd(a) => tools::gencmd(a),
+        Command::Log(a) => tools::log(a),
+        Command::Snapshot(a) => tools::snapshot(a),
+        Command::HelloTriangle(a) => hello::run(a),
+        Command::Demo(a) => demo::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Nsexec(a) => demo::nsexec(a),
+        Command::NsPid => demo::ns_pid(),
+        Command::ProbeIdentity(a) => tools::probe_identity(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vchiq: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -18,11 +18,26 @@ pub(crate) struct Arena {
 impl Arena {
     pub(crate) fn new(base: usize, size: usize) -> Self {
         let size = size - size % GRANULE;
-        Self { base, size, free: if size > 0 { vec![(base, size)] } else { Vec::new() } }
+        Self {
+            base,
+            size,
+            free: if size > 0 {
+                vec![(base, size)]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// True if `len` bytes could ever be allocated (when the arena is empty).
+    pub(crate) fn could_fit(&self, len: usize) -> bool {
+        len.checked_next_multiple_of(GRANULE)
+            .is_some_and(|n| n <= self.size)
     }
 
     /// Bytes the arena manages.
-    pub(crate) fn capacity(&self) -> usize {
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
         self.size
     }
 
@@ -92,5 +107,7 @@ mod tests {
         assert_eq!(a.alloc(1024), Some(4096));
         assert_eq!(a.alloc(1), None);
         assert_eq!(a.capacity(), 1024);
+        assert!(a.could_fit(1024) && !a.could_fit(1025));
+        assert!(!Arena::new(0, 1000).could_fit(990));
     }
 }

@@ -47,7 +47,10 @@ impl EventFd {
     /// [`Error::Io`] if `eventfd` fails.
     pub fn new() -> Result<Self> {
         let fd = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
-            .map_err(|e| Error::Io { op: "eventfd", source: e.into() })?;
+            .map_err(|e| Error::Io {
+                op: "eventfd",
+                source: e.into(),
+            })?;
         Ok(Self { fd })
     }
 
@@ -56,9 +59,14 @@ impl EventFd {
     /// # Errors
     /// [`Error::Io`] if its flags cannot be changed.
     pub fn from_fd(fd: OwnedFd) -> Result<Self> {
-        let fl = rustix::fs::fcntl_getfl(&fd).map_err(|e| Error::Io { op: "fcntl(F_GETFL)", source: e.into() })?;
-        rustix::fs::fcntl_setfl(&fd, fl | rustix::fs::OFlags::NONBLOCK)
-            .map_err(|e| Error::Io { op: "fcntl(F_SETFL)", source: e.into() })?;
+        let fl = rustix::fs::fcntl_getfl(&fd).map_err(|e| Error::Io {
+            op: "fcntl(F_GETFL)",
+            source: e.into(),
+        })?;
+        rustix::fs::fcntl_setfl(&fd, fl | rustix::fs::OFlags::NONBLOCK).map_err(|e| Error::Io {
+            op: "fcntl(F_SETFL)",
+            source: e.into(),
+        })?;
         Ok(Self { fd })
     }
 
@@ -123,20 +131,37 @@ impl LocalDoorbell {
 
 impl Doorbell for LocalDoorbell {
     fn ring(&self) {
-        let mut r = self.rung.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut r = self
+            .rung
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *r = true;
         self.cond.notify_one();
     }
 
     fn wait(&self, timeout: Option<Duration>) -> bool {
-        let mut r = self.rung.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut r = self
+            .rung
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let deadline = timeout.map(|t| Instant::now() + t);
         while !*r {
             match deadline {
-                None => r = self.cond.wait(r).unwrap_or_else(std::sync::PoisonError::into_inner),
+                None => {
+                    r = self
+                        .cond
+                        .wait(r)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                }
                 Some(d) => {
-                    let Some(left) = d.checked_duration_since(Instant::now()) else { return false };
-                    r = self.cond.wait_timeout(r, left).unwrap_or_else(std::sync::PoisonError::into_inner).0;
+                    let Some(left) = d.checked_duration_since(Instant::now()) else {
+                        return false;
+                    };
+                    r = self
+                        .cond
+                        .wait_timeout(r, left)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0;
                 }
             }
         }

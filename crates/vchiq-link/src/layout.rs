@@ -17,7 +17,9 @@ use crate::abi::defs::{DEBUG_ENTRIES, MAX_SLOTS, MAX_SLOTS_PER_SIDE};
 compile_error!("the VCHIQ wire format is little-endian and this crate accesses it natively");
 
 /// vchiq_core.h: `REMOTE_EVENT_T`, a signal from one side to the other (spec §2.5).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct RemoteEvent {
     /// Set by the owner while it sleeps waiting for this event.
@@ -62,7 +64,9 @@ pub struct SharedState {
 }
 
 /// vchiq_core.h: `VCHIQ_SLOT_INFO_T`; present for layout only (counts are kept privately).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct SlotInfo {
     /// Unused on the wire.
@@ -100,7 +104,9 @@ pub struct SlotZero {
 }
 
 /// vchiq_core.h: `VCHIQ_HEADER_T`, the 8-byte header of every message (spec §2.6).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct MsgHeader {
     /// `(type << 24) | (srcport << 12) | dstport`, plus the receiver's CLAIMED bit.
@@ -110,7 +116,9 @@ pub struct MsgHeader {
 }
 
 /// OPEN payload (spec §2.7): 12 bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct OpenPayload {
     /// Service fourcc.
@@ -124,7 +132,9 @@ pub struct OpenPayload {
 }
 
 /// BULK_RX / BULK_TX payload (spec §2.7): 8 bytes. `data` is a bulk-arena offset here.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct BulkPayload {
     /// Where the slave's buffer is (a PAGELIST address on Linux, a bulk-arena offset here).
@@ -243,7 +253,10 @@ mod tests {
 
     #[test]
     fn bytes_are_little_endian() {
-        let h = MsgHeader { msgid: 0x0512_3456, size: 9 };
+        let h = MsgHeader {
+            msgid: 0x0512_3456,
+            size: 9,
+        };
         assert_eq!(h.as_bytes(), &[0x56, 0x34, 0x12, 0x05, 9, 0, 0, 0]);
     }
 }

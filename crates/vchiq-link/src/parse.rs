@@ -30,7 +30,9 @@ pub enum ProtocolError {
         port: u32,
     },
     /// A bulk request names a range outside the bulk arena.
-    #[error("bulk range {offset:#x}+{size:#x} is outside the bulk arena {arena_offset:#x}+{arena_size:#x}")]
+    #[error(
+        "bulk range {offset:#x}+{size:#x} is outside the bulk arena {arena_offset:#x}+{arena_size:#x}"
+    )]
     BulkOutsideArena {
         /// Offset the peer sent.
         offset: u32,
@@ -100,7 +102,9 @@ pub enum ProtocolError {
         in_flight: usize,
     },
     /// A message's size runs past the end of its slot.
-    #[error("message at slot offset {offset} has size {size}, but only {room} bytes fit in the slot")]
+    #[error(
+        "message at slot offset {offset} has size {size}, but only {room} bytes fit in the slot"
+    )]
     SizeBeyondSlot {
         /// Slot offset of the header.
         offset: usize,
@@ -219,18 +223,31 @@ pub fn make_msgid(ty: MsgType, src: PortId, dst: PortId) -> u32 {
 /// # Errors
 /// A [`ProtocolError`] if the range is bad or the message does not fit in the slot or in the
 /// published range.
-pub fn parse_message(image: &SlotImage, offset: usize, end: usize) -> Result<Parsed<'_>, ProtocolError> {
+pub fn parse_message(
+    image: &SlotImage,
+    offset: usize,
+    end: usize,
+) -> Result<Parsed<'_>, ProtocolError> {
     if offset % 8 != 0 || end % 8 != 0 || end > SLOT_SIZE || offset + HEADER_SIZE > end {
         return Err(ProtocolError::BadRange { start: offset, end });
     }
-    let (header, rest) = MsgHeader::read_from_prefix(&image[offset..]).map_err(|_| ProtocolError::BadRange { start: offset, end })?;
+    let (header, rest) = MsgHeader::read_from_prefix(&image[offset..])
+        .map_err(|_| ProtocolError::BadRange { start: offset, end })?;
     let room = SLOT_SIZE - offset - HEADER_SIZE;
     if header.size as usize > room {
-        return Err(ProtocolError::SizeBeyondSlot { offset, size: header.size, room });
+        return Err(ProtocolError::SizeBeyondSlot {
+            offset,
+            size: header.size,
+            room,
+        });
     }
     let stride = stride(header.size) as usize;
     if offset + stride > end {
-        return Err(ProtocolError::BeyondTxPos { offset, stride, end });
+        return Err(ProtocolError::BeyondTxPos {
+            offset,
+            stride,
+            end,
+        });
     }
     let payload = &rest[..header.size as usize];
     let raw_ty = msg_type(header.msgid);
@@ -249,12 +266,17 @@ pub fn parse_message(image: &SlotImage, offset: usize, end: usize) -> Result<Par
 }
 
 fn decode(ty: MsgType, p: &[u8]) -> Msg<'_> {
-    let malformed = Msg::Malformed { ty, size: p.len() as u32 };
+    let malformed = Msg::Malformed {
+        ty,
+        size: p.len() as u32,
+    };
     match ty {
         MsgType::Padding => Msg::Padding,
         MsgType::Connect => Msg::Connect,
         MsgType::Open => Msg::Open(OpenPayload::read_from_prefix(p).ok().map(|(o, _)| o)),
-        MsgType::OpenAck => Msg::OpenAck { version: u16::read_from_prefix(p).ok().map(|(v, _)| v) },
+        MsgType::OpenAck => Msg::OpenAck {
+            version: u16::read_from_prefix(p).ok().map(|(v, _)| v),
+        },
         MsgType::Close => Msg::Close,
         MsgType::Data => Msg::Data(p),
         MsgType::BulkRx | MsgType::BulkTx => match BulkPayload::read_from_bytes(p) {
@@ -303,7 +325,12 @@ impl<'a> Iterator for SlotParser<'a> {
 
 /// All the messages between slot offsets `start` and `end` (both multiples of 8, `end <= 4096`).
 pub fn parse_slot(image: &SlotImage, start: usize, end: usize) -> SlotParser<'_> {
-    SlotParser { image, pos: start, end: end.min(SLOT_SIZE), failed: false }
+    SlotParser {
+        image,
+        pos: start,
+        end: end.min(SLOT_SIZE),
+        failed: false,
+    }
 }
 
 #[cfg(test)]
@@ -329,17 +356,67 @@ mod tests {
     #[test]
     fn decodes_every_type() {
         let mut img = [0u8; SLOT_SIZE];
-        let open = OpenPayload { fourcc: 0x4B48_524E, client_id: 42, version: 3, version_min: 2 };
+        let open = OpenPayload {
+            fourcc: 0x4B48_524E,
+            client_id: 42,
+            version: 3,
+            version_min: 2,
+        };
         let mut o = 0;
-        o = put(&mut img, o, make_msgid(MsgType::Connect, PortId(0), PortId(0)), &[]);
-        o = put(&mut img, o, make_msgid(MsgType::Open, PortId(7), PortId(0)), open.as_bytes());
-        o = put(&mut img, o, make_msgid(MsgType::Open, PortId(7), PortId(0)), &[1, 2, 3]);
-        o = put(&mut img, o, make_msgid(MsgType::OpenAck, PortId(1), PortId(7)), &5u16.to_le_bytes());
-        o = put(&mut img, o, make_msgid(MsgType::OpenAck, PortId(1), PortId(7)), &[9]);
-        o = put(&mut img, o, make_msgid(MsgType::Data, PortId(1), PortId(7)), b"hello");
-        o = put(&mut img, o, make_msgid(MsgType::BulkTx, PortId(1), PortId(7)), BulkPayload { data: 64, size: 9 }.as_bytes());
-        o = put(&mut img, o, make_msgid(MsgType::BulkRxDone, PortId(1), PortId(7)), &(-1i32).to_le_bytes());
-        o = put(&mut img, o, make_msgid(MsgType::BulkTxDone, PortId(1), PortId(7)), &[0; 3]);
+        o = put(
+            &mut img,
+            o,
+            make_msgid(MsgType::Connect, PortId(0), PortId(0)),
+            &[],
+        );
+        o = put(
+            &mut img,
+            o,
+            make_msgid(MsgType::Open, PortId(7), PortId(0)),
+            open.as_bytes(),
+        );
+        o = put(
+            &mut img,
+            o,
+            make_msgid(MsgType::Open, PortId(7), PortId(0)),
+            &[1, 2, 3],
+        );
+        o = put(
+            &mut img,
+            o,
+            make_msgid(MsgType::OpenAck, PortId(1), PortId(7)),
+            &5u16.to_le_bytes(),
+        );
+        o = put(
+            &mut img,
+            o,
+            make_msgid(MsgType::OpenAck, PortId(1), PortId(7)),
+            &[9],
+        );
+        o = put(
+            &mut img,
+            o,
+            make_msgid(MsgType::Data, PortId(1), PortId(7)),
+            b"hello",
+        );
+        o = put(
+            &mut img,
+            o,
+            make_msgid(MsgType::BulkTx, PortId(1), PortId(7)),
+            BulkPayload { data: 64, size: 9 }.as_bytes(),
+        );
+        o = put(
+            &mut img,
+            o,
+            make_msgid(MsgType::BulkRxDone, PortId(1), PortId(7)),
+            &(-1i32).to_le_bytes(),
+        );
+        o = put(
+            &mut img,
+            o,
+            make_msgid(MsgType::BulkTxDone, PortId(1), PortId(7)),
+            &[0; 3],
+        );
         o = put(&mut img, o, 0x45 << 24, b"claimed");
         o = put(&mut img, o, 0x7F << 24, &[]);
         let end = o;
@@ -357,14 +434,20 @@ mod tests {
                 Msg::Data(b"hello"),
                 Msg::BulkTx(BulkPayload { data: 64, size: 9 }),
                 Msg::BulkRxDone { actual: -1 },
-                Msg::Malformed { ty: MsgType::BulkTxDone, size: 3 },
+                Msg::Malformed {
+                    ty: MsgType::BulkTxDone,
+                    size: 3
+                },
                 Msg::Unknown { ty: 0x45 },
                 Msg::Unknown { ty: 0x7F },
             ]
         );
         let all: Vec<_> = parse_slot(&img, 0, SLOT_SIZE).map(|r| r.unwrap()).collect();
         let last = all.last().unwrap();
-        assert_eq!((last.msg, last.offset + last.stride), (Msg::Padding, SLOT_SIZE));
+        assert_eq!(
+            (last.msg, last.offset + last.stride),
+            (Msg::Padding, SLOT_SIZE)
+        );
         assert_eq!(all[5].src, PortId(1));
         assert_eq!(all[5].dst, PortId(7));
         assert_eq!(all[5].type_name(), "DATA");
@@ -373,7 +456,12 @@ mod tests {
     #[test]
     fn stride_and_full_slot() {
         let mut img = [0u8; SLOT_SIZE];
-        put(&mut img, 0, make_msgid(MsgType::Data, PortId(1), PortId(2)), &[7; 4088]);
+        put(
+            &mut img,
+            0,
+            make_msgid(MsgType::Data, PortId(1), PortId(2)),
+            &[7; 4088],
+        );
         let p = parse_message(&img, 0, SLOT_SIZE).unwrap();
         assert_eq!(p.stride, SLOT_SIZE);
         assert_eq!(p.msg, Msg::Data(&[7; 4088]));
@@ -387,16 +475,42 @@ mod tests {
         // Size running past the slot.
         img[4088..4092].copy_from_slice(&(5u32 << 24).to_le_bytes());
         img[4092..4096].copy_from_slice(&1u32.to_le_bytes());
-        assert_eq!(parse_message(&img, 4088, 4096), Err(ProtocolError::SizeBeyondSlot { offset: 4088, size: 1, room: 0 }));
+        assert_eq!(
+            parse_message(&img, 4088, 4096),
+            Err(ProtocolError::SizeBeyondSlot {
+                offset: 4088,
+                size: 1,
+                room: 0
+            })
+        );
         img[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(parse_message(&img, 0, 4096), Err(ProtocolError::SizeBeyondSlot { .. })));
+        assert!(matches!(
+            parse_message(&img, 0, 4096),
+            Err(ProtocolError::SizeBeyondSlot { .. })
+        ));
         // Published range shorter than the message.
         img[4..8].copy_from_slice(&9u32.to_le_bytes());
-        assert_eq!(parse_message(&img, 0, 16), Err(ProtocolError::BeyondTxPos { offset: 0, stride: 24, end: 16 }));
+        assert_eq!(
+            parse_message(&img, 0, 16),
+            Err(ProtocolError::BeyondTxPos {
+                offset: 0,
+                stride: 24,
+                end: 16
+            })
+        );
         // Misaligned or out-of-slot ranges.
-        assert!(matches!(parse_message(&img, 4, 4096), Err(ProtocolError::BadRange { .. })));
-        assert!(matches!(parse_message(&img, 4096, 4104), Err(ProtocolError::BadRange { .. })));
-        assert!(matches!(parse_message(&img, 0, 4), Err(ProtocolError::BadRange { .. })));
+        assert!(matches!(
+            parse_message(&img, 4, 4096),
+            Err(ProtocolError::BadRange { .. })
+        ));
+        assert!(matches!(
+            parse_message(&img, 4096, 4104),
+            Err(ProtocolError::BadRange { .. })
+        ));
+        assert!(matches!(
+            parse_message(&img, 0, 4),
+            Err(ProtocolError::BadRange { .. })
+        ));
         // The iterator stops after an error.
         let v: Vec<_> = parse_slot(&img, 0, 16).collect();
         assert_eq!(v.len(), 1);

@@ -64,13 +64,23 @@ impl TxPos {
     /// The start of the next slot (the position itself if it is already on a boundary).
     #[must_use]
     pub const fn next_slot_boundary(self) -> Self {
-        if self.offset() == 0 { self } else { self.advance(self.remaining_in_slot() as u32) }
+        if self.offset() == 0 {
+            self
+        } else {
+            self.advance(self.remaining_in_slot() as u32)
+        }
     }
 }
 
 impl fmt::Debug for TxPos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TxPos({:#x}: q{} +{})", self.0, self.queue_index(), self.offset())
+        write!(
+            f,
+            "TxPos({:#x}: q{} +{})",
+            self.0,
+            self.queue_index(),
+            self.offset()
+        )
     }
 }
 
@@ -82,7 +92,11 @@ pub struct SlotIndex(pub u16);
 impl SlotIndex {
     /// A slot index read from shared memory, if it is below `MAX_SLOTS`.
     pub fn new(raw: u32) -> Option<Self> {
-        if (raw as usize) < crate::abi::defs::MAX_SLOTS { u16::try_from(raw).ok().map(Self) } else { None }
+        if (raw as usize) < crate::abi::defs::MAX_SLOTS {
+            u16::try_from(raw).ok().map(Self)
+        } else {
+            None
+        }
     }
 
     /// Byte offset of the slot from the start of the shared memory.
@@ -106,7 +120,11 @@ impl PortId {
 
     /// A port if `raw <= 4095`.
     pub const fn new(raw: u32) -> Option<Self> {
-        if raw <= PORT_MAX { Some(Self(raw)) } else { None }
+        if raw <= PORT_MAX {
+            Some(Self(raw))
+        } else {
+            None
+        }
     }
 
     /// True for 0..=4095 (false for [`PortId::FREE`]).
@@ -122,7 +140,11 @@ impl PortId {
 
 impl fmt::Display for PortId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_valid() { write!(f, "{}", self.0) } else { f.write_str("FREE") }
+        if self.is_valid() {
+            write!(f, "{}", self.0)
+        } else {
+            f.write_str("FREE")
+        }
     }
 }
 
@@ -151,7 +173,10 @@ mod tests {
         assert_eq!(q.queue_index(), 0);
         // 2^32 / 4096 is a multiple of 64, so the ring entry continues seamlessly: 63 -> 0.
         assert_eq!(q.queue_entry(), 0);
-        assert_eq!(TxPos(u32::MAX - 4095).next_slot_boundary(), TxPos(u32::MAX - 4095));
+        assert_eq!(
+            TxPos(u32::MAX - 4095).next_slot_boundary(),
+            TxPos(u32::MAX - 4095)
+        );
         assert_eq!(TxPos(u32::MAX - 100).next_slot_boundary(), TxPos(0));
         // Backwards shows up as a huge delta.
         assert!(p.delta(q) > u32::MAX / 2);

@@ -140,7 +140,10 @@ impl Drop for Message {
 
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Message").field("service", &self.service).field("len", &self.data.len()).finish()
+        f.debug_struct("Message")
+            .field("service", &self.service)
+            .field("len", &self.data.len())
+            .finish()
     }
 }
 

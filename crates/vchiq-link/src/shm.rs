@@ -67,7 +67,11 @@ impl<T: SlotMem> SlotMem for Arc<T> {
 fn check_range(off: usize, len: usize, size: usize) -> Result<()> {
     match off.checked_add(len) {
         Some(end) if end <= size => Ok(()),
-        _ => Err(Error::MemoryOutOfBounds { offset: off, len, size }),
+        _ => Err(Error::MemoryOutOfBounds {
+            offset: off,
+            len,
+            size,
+        }),
     }
 }
 
@@ -82,14 +86,20 @@ fn check_word(off: usize, size: usize) -> Result<()> {
 fn check_load(order: Ordering) -> Result<()> {
     match order {
         Ordering::Relaxed | Ordering::Acquire | Ordering::SeqCst => Ok(()),
-        _ => Err(Error::InvalidOrdering { order, access: "load" }),
+        _ => Err(Error::InvalidOrdering {
+            order,
+            access: "load",
+        }),
     }
 }
 
 fn check_store(order: Ordering) -> Result<()> {
     match order {
         Ordering::Relaxed | Ordering::Release | Ordering::SeqCst => Ok(()),
-        _ => Err(Error::InvalidOrdering { order, access: "store" }),
+        _ => Err(Error::InvalidOrdering {
+            order,
+            access: "store",
+        }),
     }
 }
 
@@ -118,9 +128,15 @@ impl SharedMemory {
     /// for a zero size or a name with a NUL byte.
     pub fn create(name: &str, size: usize) -> Result<Self> {
         if size == 0 {
-            return Err(Error::InvalidConfig { what: "shared memory size", value: 0 });
+            return Err(Error::InvalidConfig {
+                what: "shared memory size",
+                value: 0,
+            });
         }
-        let cname = CString::new(name).map_err(|_| Error::InvalidConfig { what: "memfd name (has a NUL byte)", value: 0 })?;
+        let cname = CString::new(name).map_err(|_| Error::InvalidConfig {
+            what: "memfd name (has a NUL byte)",
+            value: 0,
+        })?;
         // SAFETY: `cname` is a valid NUL-terminated string; the call has no other preconditions.
         let raw = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
         if raw < 0 {
@@ -129,7 +145,10 @@ impl SharedMemory {
         // SAFETY: `raw` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let size = size.next_multiple_of(page_size());
-        let len = libc::off_t::try_from(size).map_err(|_| Error::InvalidConfig { what: "shared memory size", value: size as u64 })?;
+        let len = libc::off_t::try_from(size).map_err(|_| Error::InvalidConfig {
+            what: "shared memory size",
+            value: size as u64,
+        })?;
         // SAFETY: `fd` is a valid memfd owned by us.
         if unsafe { libc::ftruncate(fd.as_raw_fd(), len) } != 0 {
             return Err(Error::io("ftruncate"));
@@ -151,7 +170,10 @@ impl SharedMemory {
         let st = unsafe { st.assume_init() };
         let size = usize::try_from(st.st_size).unwrap_or(0);
         if size == 0 {
-            return Err(Error::InvalidConfig { what: "shared memory file size", value: 0 });
+            return Err(Error::InvalidConfig {
+                what: "shared memory file size",
+                value: 0,
+            });
         }
         Self::map(fd, size)
     }
@@ -160,7 +182,14 @@ impl SharedMemory {
         // SAFETY: a fresh shared mapping of a descriptor we own; the kernel picks the address, so
         // no existing memory is affected.
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.as_raw_fd(), 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
         };
         if p == libc::MAP_FAILED {
             return Err(Error::io("mmap"));
@@ -193,7 +222,10 @@ impl Drop for SharedMemory {
 
 impl std::fmt::Debug for SharedMemory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SharedMemory").field("fd", &self.fd.as_raw_fd()).field("len", &self.len).finish()
+        f.debug_struct("SharedMemory")
+            .field("fd", &self.fd.as_raw_fd())
+            .field("len", &self.len)
+            .finish()
     }
 }
 
@@ -252,7 +284,9 @@ impl SlotMem for SharedMemory {
                 let mut w = [0u8; 8];
                 w.copy_from_slice(&data[i..i + 8]);
                 // SAFETY: `dst..dst + 8` is inside the mapping (range checked above) and 8-aligned.
-                unsafe { std::ptr::write_volatile(base.add(dst).cast::<u64>(), u64::from_ne_bytes(w)) };
+                unsafe {
+                    std::ptr::write_volatile(base.add(dst).cast::<u64>(), u64::from_ne_bytes(w))
+                };
                 i += 8;
             } else {
                 // SAFETY: `dst` is inside the mapping (range checked above).
@@ -272,13 +306,17 @@ pub struct HeapMemory {
 impl HeapMemory {
     /// `size` zeroed bytes (rounded up to a multiple of 4).
     pub fn new(size: usize) -> Self {
-        Self { words: (0..size.div_ceil(4)).map(|_| AtomicU32::new(0)).collect() }
+        Self {
+            words: (0..size.div_ceil(4)).map(|_| AtomicU32::new(0)).collect(),
+        }
     }
 }
 
 impl std::fmt::Debug for HeapMemory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HeapMemory").field("len", &self.len()).finish()
+        f.debug_struct("HeapMemory")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -334,7 +372,9 @@ impl SlotMem for HeapMemory {
                 mask[skip..skip + n].fill(0xFF);
                 val[skip..skip + n].copy_from_slice(&data[i..i + n]);
                 let (mask, val) = (u32::from_le_bytes(mask), u32::from_le_bytes(val));
-                let _ = word.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| Some((w & !mask) | val));
+                let _ = word.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+                    Some((w & !mask) | val)
+                });
             }
             i += n;
         }
@@ -363,13 +403,34 @@ mod tests {
         let mut back = vec![0u8; 5000];
         m.read(1001, &mut back).unwrap();
         assert_eq!(back, big);
-        assert!(matches!(m.load_u32(2, Ordering::Relaxed), Err(Error::MemoryMisaligned { offset: 2 })));
-        assert!(matches!(m.load_u32(n, Ordering::Relaxed), Err(Error::MemoryOutOfBounds { .. })));
-        assert!(matches!(m.load_u32(usize::MAX - 3, Ordering::Relaxed), Err(Error::MemoryOutOfBounds { .. })));
-        assert!(matches!(m.read(n - 1, &mut [0u8; 2]), Err(Error::MemoryOutOfBounds { .. })));
-        assert!(matches!(m.write(usize::MAX, &[1]), Err(Error::MemoryOutOfBounds { .. })));
-        assert!(matches!(m.load_u32(0, Ordering::Release), Err(Error::InvalidOrdering { .. })));
-        assert!(matches!(m.store_u32(0, 1, Ordering::Acquire), Err(Error::InvalidOrdering { .. })));
+        assert!(matches!(
+            m.load_u32(2, Ordering::Relaxed),
+            Err(Error::MemoryMisaligned { offset: 2 })
+        ));
+        assert!(matches!(
+            m.load_u32(n, Ordering::Relaxed),
+            Err(Error::MemoryOutOfBounds { .. })
+        ));
+        assert!(matches!(
+            m.load_u32(usize::MAX - 3, Ordering::Relaxed),
+            Err(Error::MemoryOutOfBounds { .. })
+        ));
+        assert!(matches!(
+            m.read(n - 1, &mut [0u8; 2]),
+            Err(Error::MemoryOutOfBounds { .. })
+        ));
+        assert!(matches!(
+            m.write(usize::MAX, &[1]),
+            Err(Error::MemoryOutOfBounds { .. })
+        ));
+        assert!(matches!(
+            m.load_u32(0, Ordering::Release),
+            Err(Error::InvalidOrdering { .. })
+        ));
+        assert!(matches!(
+            m.store_u32(0, 1, Ordering::Acquire),
+            Err(Error::InvalidOrdering { .. })
+        ));
         m.read(n, &mut []).unwrap();
     }
 

@@ -1142,7 +1142,7 @@ fn params(fourcc: FourCc, version: i16, version_min: i16) -> ServiceParams {
 fn header_msgid(link: &DriverLink, service: Option<ServiceHandle>) -> u32 {
     let (local, remote) = service
         .and_then(|s| link.service_info(s))
-        .map_or((0, 0), |i| (i.localport, i.remoteport));
+        .map_or((0, 0), |i| (i.localport, i.remoteport.unwrap_or(0)));
     vchiq_abi::defs::msgid(vchiq_abi::msg::MsgType::Data as u32, remote & 0xfff, local & 0xfff)
         | vchiq_abi::defs::MSGID_CLAIMED
 }

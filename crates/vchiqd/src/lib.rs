@@ -1,1 +1,293 @@
-//! vchiqd
+//! vchiqd: the driver role of VCHIQ, as a library and a daemon.
+//!
+//! On a Raspberry Pi the Linux `vchiq` driver sits between user programs and the VideoCore
+//! GPU firmware: it owns the ARM side of the shared-memory slot protocol and multiplexes
+//! every `open()` of `/dev/vchiq` onto it. vchiqd does the same in user space, on any Linux
+//! machine:
+//!
+//! ```text
+//!  clients ──Unix socket──▶ server (one thread per connection)
+//!                              │  decoded requests
+//!                              ▼
+//!                           driver (instances, services, completions, bulk, identity)
+//!                              │  vchiq-link, slave side
+//!                              ▼
+//!            slot zero + slots + bulk arena in a memfd, eventfd doorbells
+//!                              │  vchiq-link, master side
+//!                              ▼
+//!                           videocore (embedded threads, or a separate process)
+//! ```
+//!
+//! **Identity.** A client's id is what the kernel says about the peer (`SO_PEERCRED`,
+//! pinned by a pidfd; see [`identity`]), fixed when it connects. The VideoCore learns it
+//! in the OPEN message of every service the client opens, and GET_CLIENT_ID returns the
+//! same value. Nothing a client writes into a message can change it.
+//!
+//! **Failure containment.** A malformed frame closes that connection only; a dead client's
+//! services are closed at the VideoCore; a VideoCore that dies (separate-process mode) turns
+//! into EIO for every client while the daemon stays up.
+
+pub mod driver;
+pub mod identity;
+pub mod link;
+pub mod server;
+pub mod sys;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+pub use driver::Driver;
+pub use link::{VideoCoreMode, VideoCoreRunner};
+pub use videocore::VideoCoreOptions;
+
+use crate::identity::{ClientIdentity, IdentityError};
+
+/// How the daemon is configured.
+#[derive(Clone, Debug)]
+pub struct DaemonOptions {
+    /// The socket path.
+    pub socket: PathBuf,
+    /// Permission bits of the socket (default 0o660).
+    pub socket_mode: u32,
+    /// Group of the socket (default `video` when it exists).
+    pub socket_group: Option<String>,
+    /// Where the VideoCore runs.
+    pub videocore: VideoCoreMode,
+    /// VideoCore options (display size and output).
+    pub vc: VideoCoreOptions,
+    /// Connections beyond this are accepted and closed at once.
+    pub max_clients: usize,
+}
+
+impl DaemonOptions {
+    /// Defaults for a socket path.
+    pub fn new(socket: PathBuf) -> Self {
+        DaemonOptions {
+            socket,
+            socket_mode: 0o660,
+            socket_group: Some("video".into()),
+            videocore: VideoCoreMode::Embedded,
+            vc: VideoCoreOptions::default(),
+            max_clients: 4096,
+        }
+    }
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Another daemon answers on the socket.
+    #[error("another vchiqd is already listening on {0}; stop it or choose another path with --socket")]
+    AlreadyRunning(PathBuf),
+    /// The socket could not be created.
+    #[error("cannot listen on {path}: {source}")]
+    Listen {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The link or VideoCore could not be brought up.
+    #[error(transparent)]
+    Setup(#[from] link::SetupError),
+    /// Another system call failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running daemon: the link, the VideoCore, the driver and the listening socket.
+pub struct Daemon {
+    driver: Arc<Driver>,
+    runner: Option<VideoCoreRunner>,
+    monitor: Option<JoinHandle<()>>,
+    child_pid: Option<u32>,
+    listener: OwnedFd,
+    stop: Arc<OwnedFd>,
+    path: PathBuf,
+    max_clients: usize,
+}
+
+impl Daemon {
+    /// Brings up the link and the VideoCore and starts listening.
+    pub fn start(opts: &DaemonOptions) -> Result<Daemon, DaemonError> {
+        let path = opts.socket.clone();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| DaemonError::Listen { path: path.clone(), source })?;
+        }
+        if path.exists() {
+            // A live daemon answers; a stale socket file is replaced.
+            if std::os::unix::net::UnixStream::connect(&path).is_ok()
+                || connect_seqpacket_probe(&path)
+            {
+                return Err(DaemonError::AlreadyRunning(path));
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+        let (link, runner) = link::bring_up(&opts.videocore, &opts.vc)?;
+        let driver = Driver::new(link);
+        let listener = sys::seqpacket_listen(&path, 128).map_err(|source| DaemonError::Listen { path: path.clone(), source })?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(opts.socket_mode))?;
+        if let Some(gid) = opts.socket_group.as_deref().and_then(sys::group_id) {
+            if let Err(e) = sys::chgrp(&path, gid) {
+                tracing::warn!("cannot give {} to group {:?}: {e}", path.display(), opts.socket_group);
+            }
+        }
+        let (runner, monitor, child_pid) = match runner {
+            VideoCoreRunner::Process(mut child) => {
+                let pid = child.id();
+                let d = driver.clone();
+                let monitor = std::thread::Builder::new().name("vchiqd-vc-monitor".into()).spawn(move || {
+                    let status = child.wait();
+                    d.set_gpu_hang(format!("VideoCore process {pid} exited ({status:?})"));
+                    d.link().shutdown();
+                })?;
+                (None, Some(monitor), Some(pid))
+            }
+            r => (Some(r), None, None),
+        };
+        tracing::info!("vchiqd listening on {}", path.display());
+        Ok(Daemon {
+            driver,
+            runner,
+            monitor,
+            child_pid,
+            listener,
+            stop: Arc::new(sys::eventfd()?),
+            path,
+            max_clients: opts.max_clients,
+        })
+    }
+
+    /// The driver (status, tests).
+    pub fn driver(&self) -> &Arc<Driver> {
+        &self.driver
+    }
+
+    /// The socket path.
+    pub fn socket_path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The embedded VideoCore, if it runs in this process.
+    pub fn videocore(&self) -> Option<&videocore::VideoCore> {
+        match &self.runner {
+            Some(VideoCoreRunner::Embedded(vc)) => Some(vc),
+            _ => None,
+        }
+    }
+
+    /// A handle that stops [`Daemon::run`] from another thread.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.stop.clone())
+    }
+
+    /// Serves clients until `signals` (a signalfd) or the stopper fires; then closes every
+    /// instance and stops the VideoCore.
+    pub fn run(mut self, signals: Option<OwnedFd>) -> Result<(), DaemonError> {
+        let mut clients: Vec<(Arc<std::sync::atomic::AtomicBool>, JoinHandle<()>, Arc<OwnedFd>)> = Vec::new();
+        loop {
+            let mut fds = vec![self.listener.as_fd(), self.stop.as_fd()];
+            if let Some(s) = &signals {
+                fds.push(s.as_fd());
+            }
+            let ready = sys::poll_readable(&fds, 1000)?;
+            if ready.iter().any(|&i| i >= 1) {
+                break;
+            }
+            clients.retain(|(done, _, _)| !done.load(std::sync::atomic::Ordering::Acquire));
+            if !ready.contains(&0) {
+                continue;
+            }
+            let accepted_at = identity::now_ticks();
+            let sock = match sys::accept(self.listener.as_fd()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    continue;
+                }
+            };
+            if clients.len() >= self.max_clients {
+                tracing::warn!("client limit ({}) reached: refusing a connection", self.max_clients);
+                continue;
+            }
+            let identity = match ClientIdentity::of_peer(sock.as_fd(), accepted_at) {
+                Ok(id) => id,
+                Err(e @ (IdentityError::InvisiblePeer | IdentityError::PeerGone(_) | IdentityError::Sys(_))) => {
+                    tracing::warn!("refusing a client: {e}");
+                    continue;
+                }
+            };
+            let inst = match self.driver.open_instance(identity) {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::warn!("refusing a client: cannot open an instance: {e:?}");
+                    continue;
+                }
+            };
+            let driver = self.driver.clone();
+            let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let done2 = done.clone();
+            let sock = Arc::new(sock);
+            let sock2 = sock.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("vchiqd-client-{}", inst.client_id()))
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    let sock = Arc::try_unwrap(sock2).unwrap_or_else(|a| {
+                        // The accept loop keeps a clone only to shut the socket down; duplicate
+                        // the descriptor for the connection.
+                        a.try_clone().expect("dup of a client socket")
+                    });
+                    server::Connection::serve(driver, inst, sock);
+                    done2.store(true, std::sync::atomic::Ordering::Release);
+                })?;
+            clients.push((done, handle, sock));
+        }
+        tracing::info!("vchiqd stopping: closing {} client(s)", clients.len());
+        for (_, _, sock) in &clients {
+            sys::shutdown_socket(sock.as_fd());
+        }
+        for (_, handle, _) in clients {
+            let _ = handle.join();
+        }
+        self.shutdown_videocore();
+        Ok(())
+    }
+
+    fn shutdown_videocore(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        self.driver.link().shutdown();
+        if let Some(VideoCoreRunner::Embedded(vc)) = self.runner.take() {
+            vc.stop();
+        }
+        if let Some(pid) = self.child_pid.take() {
+            sys::terminate(pid);
+        }
+        if let Some(m) = self.monitor.take() {
+            let _ = m.join();
+        }
+    }
+}
+
+fn connect_seqpacket_probe(path: &Path) -> bool {
+    // A SOCK_SEQPACKET listener refuses SOCK_STREAM connects with EPROTOTYPE: that still
+    // proves something is listening there.
+    matches!(
+        std::os::unix::net::UnixStream::connect(path),
+        Err(e) if e.raw_os_error() == Some(libc::EPROTOTYPE)
+    )
+}
+
+/// Stops a running [`Daemon::run`].
+#[derive(Clone)]
+pub struct Stopper(Arc<OwnedFd>);
+
+impl Stopper {
+    /// Asks the daemon to stop.
+    pub fn stop(&self) {
+        sys::eventfd_signal(self.0.as_fd());
+    }
+}

@@ -86,7 +86,7 @@ pub fn pidfd_alive(pidfd: BorrowedFd<'_>) -> bool {
 pub fn send_with_fds(sock: BorrowedFd<'_>, parts: &[IoSlice<'_>], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
     let fd_bytes = std::mem::size_of_val(fds);
     // SAFETY: CMSG_SPACE is a pure computation.
-    let space = if fds.is_empty() { 0 } else { unsafe { libc::CMSG_SPACE(fd_bytes as u32) } as usize };
+    let space = if fds.is_empty() { 0 } else { (unsafe { libc::CMSG_SPACE(fd_bytes as u32) }) as usize };
     let mut cbuf = vec![0u64; space.div_ceil(8)];
     // SAFETY: zero is a valid msghdr.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -325,4 +325,128 @@ pub fn geteuid() -> u32 {
 pub fn gettid() -> i32 {
     // SAFETY: always succeeds.
     unsafe { libc::gettid() }
+}
+
+/// A listening `SOCK_SEQPACKET` Unix socket bound to `path` (close-on-exec).
+pub fn seqpacket_listen(path: &std::path::Path, backlog: i32) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: zero is a valid sockaddr_un.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("socket path too long: {}", path.display())));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: plain socket creation.
+    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: the kernel returned a new descriptor that we now own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let len = (std::mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + 1) as libc::socklen_t;
+    // SAFETY: `addr` is a valid sockaddr_un of at least `len` bytes.
+    cvt(unsafe { libc::bind(fd.as_raw_fd(), (&raw const addr).cast(), len) })?;
+    // SAFETY: plain call on a descriptor we own.
+    cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
+    Ok(fd)
+}
+
+/// `accept4(SOCK_CLOEXEC)`.
+pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    loop {
+        // SAFETY: null address arguments are allowed.
+        let fd = unsafe {
+            libc::accept4(listener.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC)
+        };
+        if fd >= 0 {
+            // SAFETY: the kernel returned a new descriptor that we now own.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// An eventfd used to stop the accept loop.
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain call.
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) })?;
+    // SAFETY: the kernel returned a new descriptor that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds one to an eventfd.
+pub fn eventfd_signal(fd: BorrowedFd<'_>) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live u64.
+    let _ = unsafe { libc::write(fd.as_raw_fd(), (&raw const one).cast(), 8) };
+}
+
+/// Sends SIGTERM to a process.
+pub fn terminate(pid: u32) {
+    // SAFETY: plain kill(2).
+    let _ = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+}
+
+/// `shutdown(SHUT_RDWR)`: wakes a thread blocked reading the socket.
+pub fn shutdown_socket(fd: BorrowedFd<'_>) {
+    // SAFETY: plain call on a borrowed descriptor.
+    let _ = unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+}
+
+/// Asks the kernel to send SIGTERM to this process when its parent exits.
+pub fn die_with_parent() {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) with integer arguments.
+    let _ = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) };
+}
+
+/// True if `fd` is an open descriptor of this process.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only queries the descriptor table.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// Takes ownership of an inherited descriptor. The caller checks with [`fd_is_open`]
+/// first and must not use the number elsewhere.
+pub fn own_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the descriptor is open (checked by the caller) and owned by nobody else in
+    // this process: it was inherited across exec for this purpose.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Moves the calling process into new namespaces (`unshare(2)`): a PID namespace (its next
+/// child becomes PID 1 there) and, when `user` is set, a user namespace in which the
+/// caller's uid and gid map to root (how an unprivileged user gets a PID namespace).
+pub fn unshare_pid_namespace(user: bool) -> io::Result<()> {
+    let (uid, gid) = (geteuid(), {
+        // SAFETY: always succeeds.
+        unsafe { libc::getegid() }
+    });
+    let flags = libc::CLONE_NEWPID | if user { libc::CLONE_NEWUSER } else { 0 };
+    // SAFETY: plain system call with flags.
+    cvt(unsafe { libc::unshare(flags) })?;
+    if user {
+        std::fs::write("/proc/self/setgroups", "deny")?;
+        std::fs::write("/proc/self/uid_map", format!("0 {uid} 1"))?;
+        std::fs::write("/proc/self/gid_map", format!("0 {gid} 1"))?;
+    }
+    Ok(())
+}
+
+/// Sends a signal to a process group.
+pub fn kill_process_group(pgid: u32, signal: i32) {
+    // SAFETY: plain kill(2) on a negative pid (a process group).
+    let _ = unsafe { libc::kill(-(pgid as libc::pid_t), signal) };
+}
+
+/// A connected pair of `SOCK_SEQPACKET` Unix sockets (benchmarks and tests).
+pub fn socketpair_seqpacket() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    cvt(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
+    // SAFETY: the kernel returned two new descriptors that we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }

@@ -93,7 +93,14 @@ const CLOCKS: &[(&str, u32)] = &[
 /// VideoCore log categories reported by `vcos log status` (emulated: the software
 /// VideoCore's own subsystems).
 const LOG_CATEGORIES: &[&str] = &[
-    "vchiq", "gencmd", "dispmanx", "tvservice", "cecservice", "khrn", "egl", "gles",
+    "vchiq",
+    "gencmd",
+    "dispmanx",
+    "tvservice",
+    "cecservice",
+    "khrn",
+    "egl",
+    "gles",
 ];
 
 /// vcos log levels, in increasing verbosity.
@@ -209,7 +216,10 @@ impl GenCmd {
     /// Handles one GCMD request message and returns the response message:
     /// `i32` status 0 (LE), reply text, NUL.
     pub fn handle(&mut self, request: &[u8]) -> Vec<u8> {
-        let end = request.iter().position(|&b| b == 0).unwrap_or(request.len());
+        let end = request
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(request.len());
         let line = String::from_utf8_lossy(&request[..end]);
         let mut text = self.execute(&line);
         truncate_at_char(&mut text, MAX_REPLY_TEXT);
@@ -477,7 +487,10 @@ mod tests {
         let mut g = gencmd();
         assert_eq!(reply_text(&g.handle(b"get_throttled \0")), "throttled=0x0");
         assert_eq!(reply_text(&g.handle(b"get_throttled")), "throttled=0x0");
-        assert_eq!(reply_text(&g.handle(b"get_throttled\0garbage")), "throttled=0x0");
+        assert_eq!(
+            reply_text(&g.handle(b"get_throttled\0garbage")),
+            "throttled=0x0"
+        );
     }
 
     #[test]
@@ -491,7 +504,10 @@ mod tests {
         assert_eq!(reply_text(&g.handle(b"nope \0")), ERR_NOT_REGISTERED);
         assert_eq!(g.execute(""), ERR_NOT_REGISTERED);
         assert_eq!(g.execute("   "), ERR_NOT_REGISTERED);
-        assert!(log.render().contains("command not registered: 'frobnicate'"));
+        assert!(
+            log.render()
+                .contains("command not registered: 'frobnicate'")
+        );
     }
 
     #[test]
@@ -513,7 +529,10 @@ mod tests {
             assert!(t.abs_diff(prev) <= 2, "jump {prev} -> {t} at {ms}");
             prev = t;
         }
-        assert_eq!(emulated_temp_decidegrees(0), emulated_temp_decidegrees(29_999));
+        assert_eq!(
+            emulated_temp_decidegrees(0),
+            emulated_temp_decidegrees(29_999)
+        );
     }
 
     #[test]
@@ -604,13 +623,19 @@ mod tests {
         assert_eq!(g.execute("get_config hdmi_mode"), "hdmi_mode=0");
         assert_eq!(g.execute("get_config"), ERR_INVALID_ARGS);
         let ints = g.execute("get_config int");
-        let names: Vec<&str> = ints.lines().map(|l| l.split('=').next().unwrap_or("")).collect();
+        let names: Vec<&str> = ints
+            .lines()
+            .map(|l| l.split('=').next().unwrap_or(""))
+            .collect();
         let mut sorted = names.clone();
         sorted.sort_unstable();
         assert_eq!(names, sorted);
         assert!(ints.lines().any(|l| l == "arm_freq=1200"));
         assert!(ints.lines().any(|l| l == "total_mem=1024"));
-        assert!(ints.lines().all(|l| l.split_once('=').is_some_and(|(_, v)| v.parse::<u32>().is_ok())));
+        assert!(ints.lines().all(|l| {
+            l.split_once('=')
+                .is_some_and(|(_, v)| v.parse::<u32>().is_ok())
+        }));
         assert_eq!(g.execute("get_config str"), "device_tree=-");
     }
 
@@ -712,7 +737,10 @@ mod tests {
                 // Bias towards spaces and letters so real command words appear sometimes.
                 buf.push(match (x >> 56) % 4 {
                     0 => b' ',
-                    1 => b"vcos log status set measure_clock arm get_config"[((x >> 40) % 47) as usize],
+                    1 => {
+                        b"vcos log status set measure_clock arm get_config"
+                            [((x >> 40) % 47) as usize]
+                    }
                     _ => (x >> 32) as u8,
                 });
             }

@@ -300,7 +300,11 @@ impl TvService {
                     if attached != self.attached {
                         self.attached = attached;
                         let reason = if attached {
-                            if self.powered { VC_HDMI_HDMI } else { VC_HDMI_ATTACHED }
+                            if self.powered {
+                                VC_HDMI_HDMI
+                            } else {
+                                VC_HDMI_ATTACHED
+                            }
                         } else {
                             VC_HDMI_UNPLUGGED
                         };
@@ -380,7 +384,9 @@ mod tests {
     #[test]
     fn display_state_other_display_unplugged() {
         let mut tv = TvService::new(1920, 1080);
-        let r = tv.handle(&words_to_bytes(&[0x8000_0017, 0])).expect("reply");
+        let r = tv
+            .handle(&words_to_bytes(&[0x8000_0017, 0]))
+            .expect("reply");
         assert_eq!(words(&r), [1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     }
 

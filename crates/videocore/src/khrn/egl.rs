@@ -22,14 +22,22 @@ impl KhrnServer {
     ) -> Result<Flow, KhrnError> {
         match id {
             ids::EGLINTMAKECURRENT => {
-                let [pid_lo, pid_hi, gltype, context, draw, read, _vg_context, _vg_surface] =
-                    w.array::<8>(id)?;
-                self.channels[channel.index()].current = Current {
-                    pid: u64::from(pid_lo) | u64::from(pid_hi) << 32,
-                    gltype,
+                // gltype and the read surface add nothing here: the context id implies
+                // the API, and no command reads pixels back.
+                let [
+                    pid_lo,
+                    pid_hi,
+                    _gltype,
                     context,
                     draw,
-                    read,
+                    _read,
+                    _vg_ctx,
+                    _vg_surf,
+                ] = w.array::<8>(id)?;
+                self.channels[channel.index()].current = Current {
+                    pid: u64::from(pid_lo) | u64::from(pid_hi) << 32,
+                    context,
+                    draw,
                 };
             }
             ids::EGLINTCREATEGLES11 | ids::EGLINTCREATEGLES20 => {
@@ -60,7 +68,14 @@ impl KhrnServer {
             }
             ids::EGLINTSWAPBUFFERS => {
                 let [surface, width, height, window, preserve, _position] = w.array::<6>(id)?;
-                self.swap_buffers(channel, surface, (width, height), window, preserve != 0, host);
+                self.swap_buffers(
+                    channel,
+                    surface,
+                    (width, height),
+                    window,
+                    preserve != 0,
+                    host,
+                );
             }
             ids::EGLINTFLUSH => {
                 // Rendering is synchronous: nothing is ever left to flush.
@@ -88,8 +103,19 @@ impl KhrnServer {
 
     /// `EGLINTCREATESURFACE`: returns (width, height, surface id or 0 on failure).
     fn create_surface(&mut self, args: &[u32; 14], host: &mut dyn KhrnHost) -> (u32, u32, u32) {
-        let [window, buffers, width, height, color, depth, _mask, _multisample, _largest] =
-            [args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8]];
+        let [
+            window,
+            buffers,
+            width,
+            height,
+            color,
+            depth,
+            _mask,
+            _multisample,
+            _largest,
+        ] = [
+            args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8],
+        ];
         let sem = args[12];
         let with_depth = depth != IMAGE_FORMAT_INVALID;
         let fail = |host: &mut dyn KhrnHost, why: &str| {
@@ -138,6 +164,7 @@ impl KhrnServer {
         let back = surface.back;
         host.present(window, &surface.buffers[back].color);
         surface.presented = Some(back);
+        surface.presented_to = Some((window, self.stats.swaps));
         surface.back = (back + 1) % surface.buffers.len();
         if preserve && surface.back != back {
             let (done, next) = (surface.buffers[back].color.pixels.clone(), surface.back);
@@ -156,13 +183,20 @@ impl KhrnServer {
     }
 
     /// The native window changed size: reallocate the surface's buffers (if allowed).
-    fn resize_surface(&mut self, surface_id: u32, width: u32, height: u32, host: &mut dyn KhrnHost) {
+    fn resize_surface(
+        &mut self,
+        surface_id: u32,
+        width: u32,
+        height: u32,
+        host: &mut dyn KhrnHost,
+    ) {
         let Some(surface) = self.surfaces.get_mut(&surface_id) else {
             return;
         };
         let old = surface.bytes();
         let new = EglSurface::bytes_for(width, height, surface.buffers.len(), surface.depth);
-        let valid = (1..=MAX_SURFACE_DIM).contains(&width) && (1..=MAX_SURFACE_DIM).contains(&height);
+        let valid =
+            (1..=MAX_SURFACE_DIM).contains(&width) && (1..=MAX_SURFACE_DIM).contains(&height);
         if !valid || self.surface_bytes - old + new > MAX_SURFACE_BYTES {
             host.log(&format!(
                 "khrn: cannot resize surface {surface_id:#x} to {width}x{height}"

@@ -192,6 +192,9 @@ command_ids! {
     GLVALIDATEPROGRAM_20 = 0x204b, "GLVALIDATEPROGRAM_ID_20";
 }
 
+/// `glColor4f` (and `glColor4ub/x`) travel as [`GLINTCOLOR_11`] with clamped floats.
+pub const GLCOLOR4F_11: u32 = GLINTCOLOR_11;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,8 +20,8 @@
 //! * **Make-current records.** Every message begins with `EGLINTMAKECURRENT`
 //!   `[pid_lo, pid_hi, gltype, gl_ctx, gl_draw, gl_read, vg_ctx, vg_surf]` and the record
 //!   may also appear mid-message. It sets, for the following commands on that service,
-//!   the caller's pid (the VCHIQ client id), the current context and the draw/read
-//!   surfaces. No other state is carried between messages.
+//!   the pid the caller claims (its `GET_CLIENT_ID` value, used to route KHAN posts), the
+//!   current context and the draw surface. No other per-message state exists.
 //! * **Encoding classes and reply discipline.** Plain calls get no answer. `_RES` calls get
 //!   exactly one 4-byte message. `_OUT_CTRL` calls get one message `[len, data]`.
 //!   `_OUT_BULK` calls get `[len]` and then, if `len > 0`, the data as a second message
@@ -54,15 +54,19 @@
 //!
 //! * Surfaces are at most 2048×2048 (as EGL), at most 3 buffers, at most
 //!   [`MAX_SURFACES`] per client and [`MAX_SURFACE_BYTES`] of pixel memory in total.
-//!   Contexts are capped at [`MAX_CONTEXTS`]; textures at 2048×2048 and
-//!   [`MAX_TEXTURE_BYTES`] per context; buffer objects at [`MAX_BUFFER_BYTES`] per context;
-//!   payloads at [`MAX_PAYLOAD`] bytes.
+//!   Contexts are capped at [`MAX_CONTEXTS`]; textures at [`MAX_TEXTURE_DIM`] and the
+//!   renderer's per-context texture budget; buffer objects at [`MAX_BUFFER_BYTES`] per
+//!   context; payloads at [`MAX_PAYLOAD`] bytes; `glGen*` at 262144 names per call (the
+//!   client's 1 MiB batch).
 //! * OpenGL ES 2.0 contexts are framed faithfully (ids, classes, payloads, object names,
 //!   attribute/uniform locations) but render nothing except window clears: there is no
 //!   GLSL implementation. OpenVG is not implemented.
-//! * State the renderer has no notion of (colour mask, depth range, fog, alpha test,
-//!   polygon offset, line width, shade model, clip planes) is accepted and ignored.
+//! * State the renderer has no notion of (fog, polygon offset, line width, clip planes,
+//!   stencil, sample coverage, pixel store, renderbuffer storage) is accepted and ignored.
+//!   Texture units 1–3 keep their bindings and uploads, but only unit 0 is sampled.
 //! * Context sharing (`share_ctx`) is ignored: every context has its own names.
+//! * Read-backs (`glReadPixels`, `glGet*v`, info logs), OpenVG, EGL images and syncs are
+//!   not implemented: their ids are unknown to the server (logged, message dropped).
 
 pub mod ids;
 
@@ -94,8 +98,6 @@ pub const MAX_SURFACE_BYTES: usize = 256 << 20;
 pub const MAX_SURFACE_DIM: u32 = 2048;
 /// Largest texture width or height.
 pub const MAX_TEXTURE_DIM: u32 = 2048;
-/// Texture memory one context may use (level images at 4 bytes per texel).
-pub const MAX_TEXTURE_BYTES: usize = 256 << 20;
 /// Buffer-object memory one context may use.
 pub const MAX_BUFFER_BYTES: usize = 64 << 20;
 
@@ -210,6 +212,9 @@ pub enum KhrnError {
     },
 }
 
+/// Result of the KHRN entry points.
+pub type Result<T, E = KhrnError> = std::result::Result<T, E>;
+
 /// Counters describing what one client's server has done (for logs, tests and monitors).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KhrnStats {
@@ -241,10 +246,8 @@ pub struct KhrnStats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Current {
     pid: u64,
-    gltype: u32,
     context: u32,
     draw: u32,
-    read: u32,
 }
 
 /// Per-service state: the last make-current record and any payload still to come.
@@ -362,7 +365,11 @@ impl KhrnServer {
         KhrnStats {
             contexts: self.contexts.len() as u64,
             surfaces: self.surfaces.len() as u64,
-            textures: self.contexts.values().map(|c| c.textures.len() as u64).sum(),
+            textures: self
+                .contexts
+                .values()
+                .map(|c| c.textures.len() as u64)
+                .sum(),
             ..self.stats
         }
     }
@@ -370,6 +377,19 @@ impl KhrnServer {
     /// The buffer most recently presented from `surface`, if it has been swapped.
     pub fn surface_image(&self, surface: u32) -> Option<&vc_gles::Image> {
         self.surfaces.get(&surface)?.presented_image()
+    }
+
+    /// The buffer most recently presented to dispmanx element `window` by any of this
+    /// client's surfaces.
+    pub fn window_image(&self, window: u32) -> Option<&vc_gles::Image> {
+        self.surfaces
+            .values()
+            .filter_map(|s| match s.presented_to {
+                Some((w, seq)) if w == window => Some((seq, s)),
+                _ => None,
+            })
+            .max_by_key(|&(seq, _)| seq)
+            .and_then(|(_, s)| s.presented_image())
     }
 
     /// Whether a payload (message or bulk) is still expected on `channel`.

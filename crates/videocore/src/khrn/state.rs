@@ -96,9 +96,6 @@ pub(super) struct Context {
     pub textures: Names,
     pub active_unit: usize,
     pub bound_textures: [u32; TEXTURE_UNITS],
-    /// Bytes of texture level images, by (texture, level).
-    pub texture_levels: BTreeMap<(u32, i32), usize>,
-    pub texture_bytes: usize,
     pub buffer_names: Names,
     pub buffers: BTreeMap<u32, Vec<u8>>,
     pub buffer_bytes: usize,
@@ -125,8 +122,6 @@ impl Context {
             textures: Names::default(),
             active_unit: 0,
             bound_textures: [0; TEXTURE_UNITS],
-            texture_levels: BTreeMap::new(),
-            texture_bytes: 0,
             buffer_names: Names::default(),
             buffers: BTreeMap::new(),
             buffer_bytes: 0,
@@ -176,30 +171,8 @@ impl Context {
         self.bound_textures[self.active_unit]
     }
 
-    /// Account a (re)specified level image; false if over [`super::MAX_TEXTURE_BYTES`].
-    pub fn account_texture_level(&mut self, level: i32, bytes: usize) -> bool {
-        let key = (self.bound_texture(), level);
-        let old = self.texture_levels.get(&key).copied().unwrap_or(0);
-        let total = self.texture_bytes - old + bytes;
-        if total > super::MAX_TEXTURE_BYTES {
-            return false;
-        }
-        self.texture_bytes = total;
-        self.texture_levels.insert(key, bytes);
-        true
-    }
-
-    /// Forget a deleted texture's level images.
+    /// Forget a deleted texture's bindings.
     pub fn forget_texture(&mut self, name: u32) {
-        let levels: Vec<_> = self
-            .texture_levels
-            .range((name, i32::MIN)..=(name, i32::MAX))
-            .map(|(&k, &v)| (k, v))
-            .collect();
-        for (key, bytes) in levels {
-            self.texture_levels.remove(&key);
-            self.texture_bytes -= bytes;
-        }
         for bound in &mut self.bound_textures {
             if *bound == name {
                 *bound = 0;
@@ -218,6 +191,8 @@ pub(super) struct EglSurface {
     pub back: usize,
     /// Index of the buffer most recently presented.
     pub presented: Option<usize>,
+    /// Dispmanx element of the latest swap and the server-wide swap number it had.
+    pub presented_to: Option<(u32, u64)>,
     /// KHAN semaphore name (`0xffffffff`: none).
     pub sem: u32,
     /// Native window handle given at creation (the swap carries the current one).
@@ -231,7 +206,14 @@ impl EglSurface {
         per_buffer * buffers
     }
 
-    pub fn new(width: u32, height: u32, buffers: usize, depth: bool, sem: u32, window: u32) -> Self {
+    pub fn new(
+        width: u32,
+        height: u32,
+        buffers: usize,
+        depth: bool,
+        sem: u32,
+        window: u32,
+    ) -> Self {
         Self {
             width,
             height,
@@ -241,6 +223,7 @@ impl EglSurface {
                 .collect(),
             back: 0,
             presented: None,
+            presented_to: None,
             sem,
             window,
         }

@@ -17,11 +17,6 @@ impl<'a> Words<'a> {
         Self { data, pos: 0 }
     }
 
-    /// Byte offset of the next read.
-    pub(super) fn pos(&self) -> usize {
-        self.pos
-    }
-
     /// Whether every byte has been consumed.
     pub(super) fn is_empty(&self) -> bool {
         self.pos >= self.data.len()

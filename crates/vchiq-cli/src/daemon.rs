@@ -1,0 +1,138 @@
+//! `vchiq daemon` and the hidden `vchiq videocore` (the VideoCore as a separate process).
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use vchiq_link::doorbell::EventFd;
+use vchiq_link::shm::SharedMemory;
+use vchiqd::{Daemon, DaemonOptions, VideoCoreMode, VideoCoreOptions};
+use videocore::DisplayOutput;
+
+/// Options of `vchiq daemon`.
+#[derive(Args, Debug)]
+pub struct DaemonArgs {
+    /// Socket path [default: $VCHIQ_SOCKET, /run/vchiq/vchiq.sock as root, else $XDG_RUNTIME_DIR/vchiq/vchiq.sock].
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Where the VideoCore runs: `embedded` (threads of the daemon), `process` (this
+    /// program as a child process: a VideoCore crash becomes EIO for clients), or the path
+    /// of a program that accepts `videocore` arguments.
+    #[arg(long, default_value = "embedded")]
+    videocore: String,
+    /// Display output: `none`, or `png:DIR[:EVERY]` to keep a PNG of every EVERY-th frame.
+    #[arg(long, default_value = "none")]
+    display: String,
+    /// Display size, WIDTHxHEIGHT (at most 2048x2048, as EGL on the Pi).
+    #[arg(long, default_value = "1920x1080", value_parser = parse_size)]
+    display_size: (u32, u32),
+    /// Socket permission bits (octal).
+    #[arg(long, default_value = "660", value_parser = parse_mode)]
+    socket_mode: u32,
+    /// Socket group [default: video, when it exists].
+    #[arg(long)]
+    socket_group: Option<String>,
+    /// Serve /dev/vchiq as a FUSE file node at this path (not yet available).
+    #[arg(long)]
+    dev_node: Option<PathBuf>,
+}
+
+/// Options of the hidden `vchiq videocore`.
+#[derive(Args, Debug)]
+pub struct VideoCoreArgs {
+    /// The link's shared memory (a memfd inherited from vchiqd).
+    #[arg(long)]
+    shm_fd: i32,
+    /// The eventfd that wakes the VideoCore.
+    #[arg(long)]
+    vc_bell_fd: i32,
+    /// The eventfd that wakes the driver.
+    #[arg(long)]
+    arm_bell_fd: i32,
+    /// Display size.
+    #[arg(long, default_value = "1920x1080", value_parser = parse_size)]
+    display_size: (u32, u32),
+    /// Display output.
+    #[arg(long, default_value = "none")]
+    display: String,
+}
+
+/// Parses `WIDTHxHEIGHT`.
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("'{s}' is not WIDTHxHEIGHT"))?;
+    let w: u32 = w.parse().map_err(|_| format!("bad width in '{s}'"))?;
+    let h: u32 = h.parse().map_err(|_| format!("bad height in '{s}'"))?;
+    if !(1..=2048).contains(&w) || !(1..=2048).contains(&h) {
+        return Err(format!("display size {w}x{h} is outside 1x1..2048x2048 (EGL on the Pi rejects larger windows)"));
+    }
+    Ok((w, h))
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8).map_err(|_| format!("'{s}' is not an octal mode"))
+}
+
+fn vc_options(size: (u32, u32), display: &str) -> Result<VideoCoreOptions> {
+    let output: DisplayOutput = display.parse().map_err(anyhow::Error::msg)?;
+    Ok(VideoCoreOptions {
+        display_width: size.0,
+        display_height: size.1,
+        display_output: (output != DisplayOutput::None).then_some(output),
+    })
+}
+
+/// The socket path every command uses: `--socket`, else `$VCHIQ_SOCKET`, else the default.
+pub fn socket_path(explicit: Option<PathBuf>) -> PathBuf {
+    explicit.unwrap_or_else(|| vchiq_abi::wire::default_socket_path(vchiqd::sys::geteuid()))
+}
+
+pub fn run(a: DaemonArgs) -> Result<ExitCode> {
+    if a.dev_node.is_some() {
+        bail!("--dev-node is not available yet in this build: use the socket (VCHIQ_SOCKET) for now");
+    }
+    let mut opts = DaemonOptions::new(socket_path(a.socket));
+    opts.videocore = a.videocore.parse::<VideoCoreMode>().map_err(anyhow::Error::msg)?;
+    opts.vc = vc_options(a.display_size, &a.display)?;
+    opts.socket_mode = a.socket_mode;
+    if let Some(g) = a.socket_group {
+        opts.socket_group = Some(g);
+    }
+    // Block SIGINT/SIGTERM before any thread starts, so only the signalfd sees them.
+    let signals = vchiqd::sys::block_termination_signals().context("installing signal handling")?;
+    let daemon = Daemon::start(&opts).context("starting vchiqd")?;
+    eprintln!(
+        "vchiqd: listening on {} (VideoCore: {}, display {}x{}); stop with Ctrl-C or SIGTERM",
+        daemon.socket_path().display(),
+        a.videocore,
+        opts.vc.display_width,
+        opts.vc.display_height
+    );
+    daemon.run(Some(signals)).context("vchiqd")?;
+    eprintln!("vchiqd: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_videocore(a: VideoCoreArgs) -> Result<ExitCode> {
+    // Die with the daemon: a VideoCore without its ARM has nothing to do.
+    vchiqd::sys::die_with_parent();
+    let signals = vchiqd::sys::block_termination_signals()?;
+    // The descriptors were inherited from vchiqd on purpose; check each is open before
+    // taking ownership of it.
+    let take = |fd: i32| -> Result<OwnedFd> {
+        if fd < 3 || !vchiqd::sys::fd_is_open(fd) {
+            bail!("descriptor {fd} is not open: vchiq videocore must be started by vchiqd");
+        }
+        Ok(vchiqd::sys::own_fd(fd))
+    };
+    let mem = Arc::new(SharedMemory::from_fd(take(a.shm_fd)?)?);
+    let vc_bell = Arc::new(EventFd::from_fd(take(a.vc_bell_fd)?)?);
+    let arm_bell = Arc::new(EventFd::from_fd(take(a.arm_bell_fd)?)?);
+    let link = vchiq_link::Link::master(mem, vc_bell, arm_bell).context("validating slot zero")?;
+    let vc = videocore::VideoCore::start(link, vc_options(a.display_size, &a.display)?)?;
+    let _ = vchiqd::sys::poll_readable(&[std::os::fd::AsFd::as_fd(&signals)], -1);
+    vc.stop();
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,597 @@
+//! Services: [`Service`], its [`Handler`] and the [`Event`]s it receives.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::sync::mpsc::channel;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use vchiq_abi::defs::MAX_MSG_SIZE;
+use vchiq_abi::enums::{BulkMode, ServiceOption};
+use vchiq_abi::fourcc::FourCc;
+use vchiq_abi::wire::{
+    BulkRequest, BulkResponse, DequeueRequest, Op, QueueMessageRequest, SetOptionRequest,
+};
+use zerocopy::{FromBytes, IntoBytes};
+
+use crate::error::{Error, Result, check_message};
+use crate::instance::Core;
+use crate::sys;
+use crate::transport::{Request, Response, wait_for};
+
+/// The callback of a [`Handler::Callback`] service.
+pub type CallbackFn = dyn Fn(&Service, Event) + Send + Sync;
+
+/// How a service receives what the driver reports.
+pub enum Handler {
+    /// libvchiq_arm's VCHIQ callback: called on the instance's completion thread, one
+    /// event at a time, in driver order. Messages arrive as [`Event::Message`].
+    ///
+    /// The callback may call any method of any service, including `close()` and
+    /// `remove()` of its own service (see [`Service::close`]). Do not capture the
+    /// [`Instance`](crate::Instance) in it: the service would then keep its own instance
+    /// alive and dropping the instance would not shut it down.
+    Callback(Box<CallbackFn>),
+    /// VCHI style (`is_vchi = 1`): messages stay in the driver until taken with
+    /// [`Service::dequeue`]; every other event, including [`Event::MessageAvailable`], is
+    /// queued for [`Service::wait_event`].
+    Queue,
+}
+
+impl Handler {
+    /// A [`Handler::Callback`] from a closure.
+    pub fn callback(f: impl Fn(&Service, Event) + Send + Sync + 'static) -> Handler {
+        Handler::Callback(Box::new(f))
+    }
+}
+
+impl fmt::Debug for Handler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Handler::Callback(_) => "Handler::Callback",
+            Handler::Queue => "Handler::Queue",
+        })
+    }
+}
+
+/// Something the driver reported for a service (a completion, spec §3.6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A remote client opened this server (SERVICE_OPENED; servers only).
+    Opened,
+    /// The service finished closing (SERVICE_CLOSED).
+    Closed,
+    /// A DATA message: its payload (Callback services).
+    Message(Vec<u8>),
+    /// A CALLBACK bulk transmit finished.
+    BulkTransmitDone {
+        /// The userdata given to [`Service::bulk_transmit`].
+        userdata: u64,
+    },
+    /// A CALLBACK bulk receive finished; `data` is what arrived.
+    BulkReceiveDone {
+        /// The userdata given to [`Service::bulk_receive`].
+        userdata: u64,
+        /// The received bytes.
+        data: Vec<u8>,
+    },
+    /// A CALLBACK bulk transmit was aborted (size mismatch or close).
+    BulkTransmitAborted {
+        /// The userdata given to [`Service::bulk_transmit`].
+        userdata: u64,
+    },
+    /// A CALLBACK bulk receive was aborted (size mismatch or close).
+    BulkReceiveAborted {
+        /// The userdata given to [`Service::bulk_receive`].
+        userdata: u64,
+    },
+    /// Queue services: at least one message waits for [`Service::dequeue`] (coalesced by
+    /// the driver: one notification may stand for several messages).
+    MessageAvailable,
+}
+
+/// The parameters of CREATE_SERVICE that the caller chooses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServiceParams {
+    /// The service's fourcc.
+    pub fourcc: FourCc,
+    /// Its version.
+    pub version: i16,
+    /// The oldest peer version it accepts.
+    pub version_min: i16,
+}
+
+impl ServiceParams {
+    /// Parameters for `fourcc` with `version` and `version_min`.
+    pub const fn new(fourcc: FourCc, version: i16, version_min: i16) -> ServiceParams {
+        ServiceParams {
+            fourcc,
+            version,
+            version_min,
+        }
+    }
+}
+
+/// Where a service is in its life, as far as the library knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// CREATE_SERVICE has not answered yet.
+    Creating,
+    /// It has a handle.
+    Live,
+    /// Creation failed, or it was closed (client) or removed: calls fail locally.
+    Invalid,
+}
+
+/// A CALLBACK bulk receive whose memfd the library keeps until its completion.
+pub(crate) struct RxBulk {
+    pub id: u64,
+    pub userdata: u64,
+    pub len: usize,
+    pub file: File,
+}
+
+pub(crate) struct SvcState {
+    pub handle: u32,
+    pub phase: Phase,
+    /// Queue services: events for `wait_event`.
+    pub events: VecDeque<Event>,
+    /// CALLBACK bulk receives, in the order they were sent.
+    pub rx_bulks: VecDeque<RxBulk>,
+    pub next_rx_id: u64,
+    /// The completion thread has stopped: no more events will come.
+    pub ended: bool,
+}
+
+/// The shared part of a [`Service`]; the instance's table holds one per live service.
+pub(crate) struct ServiceInner {
+    pub core: Arc<Core>,
+    pub fourcc: FourCc,
+    /// The value passed as CREATE_SERVICE userdata; completions name the service by it.
+    pub userdata: u64,
+    pub is_open: bool,
+    pub handler: Handler,
+    pub state: Mutex<SvcState>,
+    pub cv: Condvar,
+    /// Serialises "record the memfd, send the request" of CALLBACK bulk receives so that
+    /// the library's FIFO matches the order the driver sees.
+    pub rx_order: Mutex<()>,
+}
+
+impl ServiceInner {
+    pub fn lock(&self) -> MutexGuard<'_, SvcState> {
+        // State updates are single assignments or queue pushes; a panic cannot tear them.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Settles creation: `Some(handle)` makes it live, `None` invalid.
+    pub fn set_created(&self, handle: Option<u32>) {
+        let mut s = self.lock();
+        match handle {
+            Some(h) => {
+                s.handle = h;
+                s.phase = Phase::Live;
+            }
+            None => s.phase = Phase::Invalid,
+        }
+        drop(s);
+        self.cv.notify_all();
+    }
+
+    /// Waits until CREATE_SERVICE has answered (completions can overtake its response);
+    /// returns the handle, or `None` if creation failed.
+    pub fn wait_created(&self) -> Option<u32> {
+        let mut s = self.lock();
+        while s.phase == Phase::Creating {
+            s = self.cv.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+        (s.handle != 0).then_some(s.handle)
+    }
+
+    /// Marks the service unusable (closed client, removed, or instance shut down).
+    pub fn invalidate(&self) {
+        self.lock().phase = Phase::Invalid;
+        self.cv.notify_all();
+    }
+
+    /// No more events will arrive: wakes `wait_event`.
+    pub fn end_events(&self) {
+        self.lock().ended = true;
+        self.cv.notify_all();
+    }
+
+    /// Queues an event for `wait_event`.
+    pub fn push_event(&self, event: Event) {
+        self.lock().events.push_back(event);
+        self.cv.notify_all();
+    }
+
+    /// Takes the memfd of the CALLBACK bulk receive that just completed: the first with
+    /// this userdata (bulks complete in FIFO order per direction), else the oldest.
+    pub fn take_rx_bulk(&self, userdata: u64) -> Option<RxBulk> {
+        let mut s = self.lock();
+        let i = s
+            .rx_bulks
+            .iter()
+            .position(|b| b.userdata == userdata)
+            .unwrap_or(0);
+        s.rx_bulks.remove(i)
+    }
+
+    fn live_handle(&self) -> Result<u32> {
+        let s = self.lock();
+        match s.phase {
+            Phase::Live | Phase::Creating => Ok(s.handle),
+            Phase::Invalid => Err(Error::InvalidService { handle: s.handle }),
+        }
+    }
+}
+
+/// One service of an [`Instance`](crate::Instance): cheap to clone.
+///
+/// Dropping a `Service` does not close it (it is a handle, as in C): the service lives
+/// until [`close`](Self::close) (clients), [`remove`](Self::remove) or the instance's
+/// shutdown. A `Service` does not keep its instance alive: once the instance is shut down (by
+/// [`Instance::shutdown`](crate::Instance::shutdown) or dropping its last clone), every call
+/// fails with [`Error::Closed`] or [`Error::InvalidService`].
+#[derive(Clone)]
+pub struct Service {
+    pub(crate) inner: Arc<ServiceInner>,
+}
+
+impl fmt::Debug for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Service")
+            .field("handle", &format_args!("{:#x}", self.handle()))
+            .field("fourcc", &self.inner.fourcc)
+            .field("handler", &self.inner.handler)
+            .finish()
+    }
+}
+
+impl Service {
+    /// The driver's handle for this service (what GET_CLIENT_ID and `vchiq status` use).
+    pub fn handle(&self) -> u32 {
+        self.inner.lock().handle
+    }
+
+    /// The service's fourcc.
+    pub fn fourcc(&self) -> FourCc {
+        self.inner.fourcc
+    }
+
+    /// Whether both handles name the same service.
+    pub fn same_as(&self, other: &Service) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    fn core(&self) -> &Core {
+        &self.inner.core
+    }
+
+    /// Sends one DATA message (QUEUE_MESSAGE with one element).
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLarge`] above 4088 bytes (checked locally); `Ioctl` EIO if the
+    /// service is not open.
+    pub fn queue_message(&self, data: &[u8]) -> Result<()> {
+        self.queue_message_vectored(&[data])
+    }
+
+    /// Sends the concatenation of `parts` as one DATA message (QUEUE_MESSAGE with up to 8
+    /// elements, like `vchi_msg_queuev`). Zero-length messages are legal.
+    ///
+    /// # Errors
+    /// [`Error::TooManyElements`] above 8 parts and [`Error::MessageTooLarge`] above 4088
+    /// bytes in total, both checked locally before anything is sent.
+    pub fn queue_message_vectored(&self, parts: &[&[u8]]) -> Result<()> {
+        check_message(parts)?;
+        let handle = self.inner.live_handle()?;
+        let head = QueueMessageRequest {
+            handle,
+            count: parts.len() as u32,
+        };
+        let sizes: Vec<u8> = parts
+            .iter()
+            .flat_map(|p| (p.len() as u32).to_le_bytes())
+            .collect();
+        let mut payload: Vec<&[u8]> = Vec::with_capacity(2 + parts.len());
+        payload.push(head.as_bytes());
+        payload.push(&sizes);
+        payload.extend_from_slice(parts);
+        self.core()
+            .call(&Request::with(Op::QueueMessage, &payload))?;
+        Ok(())
+    }
+
+    /// Takes the next message of a [`Handler::Queue`] service (DEQUEUE_MESSAGE).
+    ///
+    /// Blocking waits for a message (other callers are not held up). Non-blocking returns
+    /// [`Error::WouldBlock`] when none is queued.
+    pub fn dequeue(&self, blocking: bool) -> Result<Vec<u8>> {
+        self.need_queue("dequeue")?;
+        let handle = self.inner.live_handle()?;
+        let req = DequeueRequest {
+            handle,
+            blocking: u32::from(blocking),
+            bufsize: MAX_MSG_SIZE as u32,
+            null_buf: 0,
+        };
+        let resp = self
+            .core()
+            .call(&Request::with(Op::DequeueMessage, &[req.as_bytes()]))?;
+        let size = resp.check(Op::DequeueMessage)?;
+        let mut data = resp.payload;
+        if usize::try_from(size).ok() != Some(data.len()) {
+            return Err(Error::Protocol(format!(
+                "DEQUEUE_MESSAGE returned {size} but carried {} bytes",
+                data.len()
+            )));
+        }
+        data.shrink_to_fit();
+        Ok(data)
+    }
+
+    /// The next non-message event of a [`Handler::Queue`] service: Opened, Closed, bulk
+    /// completions and MessageAvailable. `None` waits without limit.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when `timeout` passes; [`Error::Closed`] once the instance has
+    /// stopped delivering events and none is left.
+    pub fn wait_event(&self, timeout: Option<Duration>) -> Result<Event> {
+        self.need_queue("wait_event")?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut s = self.inner.lock();
+        loop {
+            if let Some(e) = s.events.pop_front() {
+                return Ok(e);
+            }
+            if s.ended {
+                return Err(Error::Closed);
+            }
+            s = match deadline {
+                None => self
+                    .inner
+                    .cv
+                    .wait(s)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Err(Error::Timeout);
+                    }
+                    self.inner
+                        .cv
+                        .wait_timeout(s, d - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+
+    /// Sends `data` as a bulk transfer. The bytes are copied into a sealed memfd that is
+    /// passed to the daemon (bulk data never crosses the socket).
+    ///
+    /// BLOCKING returns when the VideoCore has taken the data (`Ioctl` EIO if aborted);
+    /// CALLBACK returns at once and reports [`Event::BulkTransmitDone`] (or `...Aborted`)
+    /// with `userdata` later; NOCALLBACK reports nothing.
+    pub fn bulk_transmit(&self, data: &[u8], mode: BulkMode, userdata: u64) -> Result<()> {
+        let size = bulk_size(data.len(), mode)?;
+        let handle = self.inner.live_handle()?;
+        let memfd = sys::memfd_with("vchiq-bulk-tx", data)?;
+        let req = BulkRequest {
+            handle,
+            size,
+            userdata,
+            mode: mode.raw(),
+            thread: sys::gettid(),
+        };
+        self.bulk_call(Op::QueueBulkTransmit, req, &memfd)?;
+        Ok(())
+    }
+
+    /// Receives a bulk transfer of `len` bytes into a sealed memfd passed to the daemon.
+    ///
+    /// BLOCKING returns `Some(data)`; CALLBACK returns `None` and later reports
+    /// [`Event::BulkReceiveDone`] with the data (the library keeps the memfd until then);
+    /// NOCALLBACK returns `None` and the data is discarded.
+    pub fn bulk_receive(
+        &self,
+        len: usize,
+        mode: BulkMode,
+        userdata: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        let size = bulk_size(len, mode)?;
+        let handle = self.inner.live_handle()?;
+        let memfd = sys::memfd_sized("vchiq-bulk-rx", len)?;
+        let req = BulkRequest {
+            handle,
+            size,
+            userdata,
+            mode: mode.raw(),
+            thread: sys::gettid(),
+        };
+        match mode {
+            BulkMode::Callback => {
+                let file = memfd.try_clone()?;
+                let (tx, rx) = channel();
+                // Record the memfd and send under one lock, so the FIFO of pending receives
+                // is in the order the driver sees them.
+                let (id, tag) = {
+                    let _order = self
+                        .inner
+                        .rx_order
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    let id = {
+                        let mut s = self.inner.lock();
+                        let id = s.next_rx_id;
+                        s.next_rx_id += 1;
+                        s.rx_bulks.push_back(RxBulk {
+                            id,
+                            userdata,
+                            len,
+                            file,
+                        });
+                        id
+                    };
+                    let payload = [req.as_bytes()];
+                    let r = Request {
+                        op: Op::QueueBulkReceive,
+                        arg: 0,
+                        payload: &payload,
+                        fd: Some(memfd.as_fd()),
+                    };
+                    match self.core().transport.submit(&r, tx) {
+                        Ok(tag) => (id, tag),
+                        Err(e) => {
+                            self.forget_rx(id);
+                            return Err(e);
+                        }
+                    }
+                };
+                let result = wait_for(&rx, tag).and_then(|resp| resp.check(Op::QueueBulkReceive));
+                if let Err(e) = result {
+                    self.forget_rx(id);
+                    return Err(e);
+                }
+                Ok(None)
+            }
+            _ => {
+                self.bulk_call(Op::QueueBulkReceive, req, &memfd)?;
+                if mode == BulkMode::Blocking {
+                    Ok(Some(sys::read_all(&memfd, len)?))
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+
+    fn forget_rx(&self, id: u64) {
+        self.inner.lock().rx_bulks.retain(|b| b.id != id);
+    }
+
+    /// A bulk request, resumed with WAITING if the driver reports an interrupted BLOCKING
+    /// transfer (`-EINTR` with `mode = WAITING` written back, spec §3.5).
+    fn bulk_call(&self, op: Op, mut req: BulkRequest, memfd: &File) -> Result<Response> {
+        let mut fd = Some(memfd.as_fd());
+        loop {
+            let payload = [req.as_bytes()];
+            let resp = self.core().transport.call(&Request {
+                op,
+                arg: 0,
+                payload: &payload,
+                fd,
+            })?;
+            if resp.result == -i64::from(libc::EINTR) {
+                if let Ok((back, _)) = BulkResponse::read_from_prefix(&resp.payload) {
+                    if back.mode == BulkMode::Waiting.raw() {
+                        req.mode = back.mode;
+                        fd = None; // the driver kept the memfd with the saved waiter
+                        continue;
+                    }
+                }
+                if req.mode != BulkMode::Waiting.raw() {
+                    continue; // interrupted before anything was queued: re-issue as is
+                }
+            }
+            resp.check(op)?;
+            return Ok(resp);
+        }
+    }
+
+    /// GET_CLIENT_ID: the client id the driver recorded for this service, as the ioctl
+    /// returns it (for a client service: this instance's attested PID; 0 for an unknown
+    /// handle).
+    pub fn client_id(&self) -> Result<u32> {
+        let handle = self.inner.live_handle()?;
+        let resp = self
+            .core()
+            .transport
+            .call(&Request::value(Op::GetClientId, u64::from(handle)))?;
+        let id = resp.check(Op::GetClientId)?;
+        u32::try_from(id).map_err(|_| Error::Protocol(format!("GET_CLIENT_ID returned {id}")))
+    }
+
+    /// USE_SERVICE: raises the service's use count.
+    pub fn use_service(&self) -> Result<()> {
+        self.value_op(Op::UseService)
+    }
+
+    /// RELEASE_SERVICE: lowers the use count (`Ioctl` EINVAL when it is already 0).
+    pub fn release_service(&self) -> Result<()> {
+        self.value_op(Op::ReleaseService)
+    }
+
+    /// SET_SERVICE_OPTION.
+    pub fn set_option(&self, option: ServiceOption, value: i32) -> Result<()> {
+        let handle = self.inner.live_handle()?;
+        let req = SetOptionRequest {
+            handle,
+            option: option.raw(),
+            value,
+        };
+        self.core()
+            .call(&Request::with(Op::SetServiceOption, &[req.as_bytes()]))?;
+        Ok(())
+    }
+
+    /// CLOSE_SERVICE. Returns once the service has closed and its [`Event::Closed`] has
+    /// been delivered (the close-delivered handshake). A client service's handle becomes
+    /// invalid; a server goes back to listening.
+    ///
+    /// May be called from this or any service's callback: the completion thread then
+    /// keeps collecting completions while it waits, sends CLOSE_DELIVERED as soon as the
+    /// SERVICE_CLOSED arrives, and delivers the collected events (including this
+    /// service's Closed) after the calling callback returns.
+    pub fn close(&self) -> Result<()> {
+        let handle = self.inner.live_handle()?;
+        self.core()
+            .close_or_remove(&self.inner, Op::CloseService, handle)?;
+        if self.inner.is_open {
+            self.core().forget(&self.inner);
+        }
+        Ok(())
+    }
+
+    /// REMOVE_SERVICE: closes the service if needed and frees it; the handle becomes
+    /// invalid. Like [`close`](Self::close), it may be called from a callback.
+    pub fn remove(&self) -> Result<()> {
+        let handle = self.inner.live_handle()?;
+        self.core()
+            .close_or_remove(&self.inner, Op::RemoveService, handle)?;
+        self.core().forget(&self.inner);
+        Ok(())
+    }
+
+    fn value_op(&self, op: Op) -> Result<()> {
+        let handle = self.inner.live_handle()?;
+        self.core().call(&Request::value(op, u64::from(handle)))?;
+        Ok(())
+    }
+
+    fn need_queue(&self, op: &'static str) -> Result<()> {
+        match self.inner.handler {
+            Handler::Queue => Ok(()),
+            Handler::Callback(_) => Err(Error::WrongHandler {
+                op,
+                needs: "Handler::Queue",
+            }),
+        }
+    }
+}
+
+/// The wire size of a bulk of `len` bytes, refusing WAITING (internal to the driver).
+fn bulk_size(len: usize, mode: BulkMode) -> Result<u32> {
+    if mode == BulkMode::Waiting {
+        return Err(Error::InvalidBulkMode);
+    }
+    u32::try_from(len).map_err(|_| Error::BulkTooLarge {
+        size: len,
+        max: u32::MAX as usize,
+    })
+}

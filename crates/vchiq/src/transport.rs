@@ -1,0 +1,327 @@
+//! How requests reach the driver: the [`Transport`] trait and the vchiqd socket transport.
+//!
+//! # Multiplexing
+//!
+//! A request is submitted with a reply channel and gets a tag; its response comes back on
+//! that channel whenever the daemon answers, in any order. [`SocketTransport`] has **one
+//! dedicated reader thread** (`vchiq-reader`) that receives every response frame and routes
+//! it by tag; callers only send (`sendmsg` of one `SOCK_SEQPACKET` packet is atomic, so no
+//! send lock is needed) and then wait on their own channel. A blocking request (AWAIT,
+//! blocking DEQUEUE, BLOCKING bulk) therefore blocks only its caller.
+//!
+//! When the daemon hangs up (EOF), the socket breaks, or a response breaks the protocol,
+//! the reader marks the transport dead and fails every pending request; every later
+//! submit fails at once the same way ([`Error::Closed`], or [`Error::Protocol`]). Nothing
+//! waits forever on a dead daemon.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+use vchiq_abi::wire::{
+    MAX_FRAME, Op, REQUEST_MAGIC, RESPONSE_MAGIC, RequestHeader, ResponseHeader,
+};
+use zerocopy::{FromBytes, IntoBytes};
+
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// One request: an op, its value argument, its payload (gathered from parts) and at most
+/// one file descriptor to pass.
+pub(crate) struct Request<'a> {
+    /// The operation.
+    pub op: Op,
+    /// `RequestHeader::arg`.
+    pub arg: u64,
+    /// The payload, in pieces that are sent back to back.
+    pub payload: &'a [&'a [u8]],
+    /// A memfd to pass with `SCM_RIGHTS`.
+    pub fd: Option<BorrowedFd<'a>>,
+}
+
+impl<'a> Request<'a> {
+    /// A request with a value argument and no payload.
+    pub fn value(op: Op, arg: u64) -> Request<'static> {
+        Request {
+            op,
+            arg,
+            payload: &[],
+            fd: None,
+        }
+    }
+
+    /// A request with a payload.
+    pub fn with(op: Op, payload: &'a [&'a [u8]]) -> Request<'a> {
+        Request {
+            op,
+            arg: 0,
+            payload,
+            fd: None,
+        }
+    }
+}
+
+/// A response: the ioctl's return value (or `-errno`) and the op-specific payload.
+#[derive(Debug)]
+pub(crate) struct Response {
+    /// `ResponseHeader::result`.
+    pub result: i64,
+    /// Everything after the header.
+    pub payload: Vec<u8>,
+}
+
+impl Response {
+    /// The non-negative result, or the error for `op`.
+    pub fn check(&self, op: Op) -> Result<i64> {
+        if self.result < 0 {
+            Err(Error::from_result(op.name(), self.result))
+        } else {
+            Ok(self.result)
+        }
+    }
+}
+
+/// What arrives on a reply channel: the request's tag and its outcome.
+pub(crate) type Reply = (u32, Result<Response>);
+
+/// A way to issue requests to the driver.
+///
+/// Implemented by [`SocketTransport`]; a native `/dev/vchiq` transport would implement
+/// `submit` by running the ioctl on a worker and `cancel` by interrupting it.
+pub(crate) trait Transport: Send + Sync {
+    /// Sends `req`; its response will be sent to `reply_to` with the returned tag.
+    fn submit(&self, req: &Request<'_>, reply_to: Sender<Reply>) -> Result<u32>;
+
+    /// Asks the driver to end the pending request `tag` early with `-EINTR`.
+    fn cancel(&self, tag: u32);
+
+    /// Closes the connection: pending and later requests fail with [`Error::Closed`].
+    fn close(&self);
+
+    /// Sends `req` and waits for its response.
+    fn call(&self, req: &Request<'_>) -> Result<Response> {
+        let (tx, rx) = channel();
+        let tag = self.submit(req, tx)?;
+        wait_for(&rx, tag)
+    }
+}
+
+/// Waits on `rx` for the reply to `tag` (the channel carries only that one).
+pub(crate) fn wait_for(rx: &Receiver<Reply>, tag: u32) -> Result<Response> {
+    match rx.recv() {
+        Ok((t, reply)) if t == tag => reply,
+        Ok((t, _)) => Err(Error::Protocol(format!(
+            "reply for tag {t} routed to tag {tag}"
+        ))),
+        Err(_) => Err(Error::Closed),
+    }
+}
+
+/// Why the connection is dead.
+#[derive(Clone, Debug)]
+enum Dead {
+    /// EOF, a broken socket, or a local close.
+    Closed,
+    /// The daemon broke the protocol.
+    Protocol(String),
+}
+
+impl Dead {
+    fn error(&self) -> Error {
+        match self {
+            Dead::Closed => Error::Closed,
+            Dead::Protocol(m) => Error::Protocol(m.clone()),
+        }
+    }
+}
+
+struct Pending {
+    next_tag: u32,
+    waiters: HashMap<u32, Sender<Reply>>,
+    dead: Option<Dead>,
+}
+
+struct Shared {
+    pending: Mutex<Pending>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        // The critical sections only move map entries; a panic cannot leave them torn.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks the connection dead and fails every waiter.
+    fn kill(&self, why: Dead) {
+        let waiters = {
+            let mut p = self.lock();
+            if p.dead.is_none() {
+                p.dead = Some(why);
+            }
+            std::mem::take(&mut p.waiters)
+        };
+        let dead = self.lock().dead.clone().unwrap_or(Dead::Closed);
+        for (tag, tx) in waiters {
+            let _ = tx.send((tag, Err(dead.error())));
+        }
+    }
+}
+
+/// The vchiqd socket transport: a `SOCK_SEQPACKET` connection plus its reader thread.
+pub(crate) struct SocketTransport {
+    sock: Arc<OwnedFd>,
+    shared: Arc<Shared>,
+    reader: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl SocketTransport {
+    /// Takes over a connected socket and starts the reader thread.
+    pub fn new(sock: OwnedFd) -> Result<SocketTransport> {
+        let sock = Arc::new(sock);
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending {
+                next_tag: 1,
+                waiters: HashMap::new(),
+                dead: None,
+            }),
+        });
+        let reader = {
+            let sock = Arc::clone(&sock);
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("vchiq-reader".into())
+                .spawn(move || read_loop(sock.as_fd(), &shared))?
+        };
+        Ok(SocketTransport {
+            sock,
+            shared,
+            reader: Mutex::new(Some(reader)),
+        })
+    }
+
+    fn send(&self, tag: u32, req: &Request<'_>) -> std::io::Result<()> {
+        let header = RequestHeader {
+            magic: REQUEST_MAGIC,
+            tag,
+            op: req.op as u32,
+            _pad: 0,
+            arg: req.arg,
+        };
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + req.payload.len());
+        parts.push(header.as_bytes());
+        parts.extend_from_slice(req.payload);
+        sys::send_frame(self.sock.as_fd(), &parts, req.fd)
+    }
+}
+
+impl Transport for SocketTransport {
+    fn submit(&self, req: &Request<'_>, reply_to: Sender<Reply>) -> Result<u32> {
+        let tag = {
+            let mut p = self.shared.lock();
+            if let Some(dead) = &p.dead {
+                return Err(dead.error());
+            }
+            let mut tag = p.next_tag;
+            while tag == 0 || p.waiters.contains_key(&tag) {
+                tag = tag.wrapping_add(1);
+            }
+            p.next_tag = tag.wrapping_add(1);
+            p.waiters.insert(tag, reply_to);
+            tag
+        };
+        if let Err(e) = self.send(tag, req) {
+            self.shared.lock().waiters.remove(&tag);
+            return Err(match e.raw_os_error() {
+                Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN | libc::ESHUTDOWN) => self
+                    .shared
+                    .lock()
+                    .dead
+                    .clone()
+                    .unwrap_or(Dead::Closed)
+                    .error(),
+                _ => Error::Io(e),
+            });
+        }
+        Ok(tag)
+    }
+
+    fn cancel(&self, tag: u32) {
+        let own = {
+            let mut p = self.shared.lock();
+            if p.dead.is_some() {
+                return;
+            }
+            let mut t = p.next_tag;
+            while t == 0 || p.waiters.contains_key(&t) {
+                t = t.wrapping_add(1);
+            }
+            p.next_tag = t.wrapping_add(1);
+            t
+        };
+        // Cancel has no response; if the request already finished, the daemon ignores it.
+        let _ = self.send(own, &Request::value(Op::Cancel, u64::from(tag)));
+    }
+
+    fn close(&self) {
+        sys::shutdown_socket(self.sock.as_fd());
+        let reader = self
+            .reader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(reader) = reader {
+            let _ = reader.join();
+        }
+        self.shared.kill(Dead::Closed);
+    }
+}
+
+impl Drop for SocketTransport {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The reader thread: routes every response to its waiter until the connection dies.
+fn read_loop(sock: BorrowedFd<'_>, shared: &Shared) {
+    let mut buf = vec![0u8; MAX_FRAME];
+    let why = loop {
+        let got = match sys::recv_frame(sock, &mut buf) {
+            Ok(got) => got,
+            Err(_) => break Dead::Closed,
+        };
+        // Responses never carry descriptors; any that arrive are closed right here.
+        drop(got.fds);
+        if got.len == 0 {
+            break Dead::Closed;
+        }
+        if got.truncated {
+            break Dead::Protocol(format!(
+                "a response of {} bytes exceeds MAX_FRAME ({MAX_FRAME})",
+                got.len
+            ));
+        }
+        let frame = &buf[..got.len];
+        let Ok((header, payload)) = ResponseHeader::read_from_prefix(frame) else {
+            break Dead::Protocol(format!(
+                "a response of {} bytes is shorter than its header",
+                got.len
+            ));
+        };
+        if header.magic != RESPONSE_MAGIC {
+            break Dead::Protocol(format!("bad response magic {:#010x}", header.magic));
+        }
+        let waiter = shared.lock().waiters.remove(&header.tag);
+        if let Some(tx) = waiter {
+            let response = Response {
+                result: header.result,
+                payload: payload.to_vec(),
+            };
+            let _ = tx.send((header.tag, Ok(response)));
+        }
+        // A response to nobody (a request abandoned after a send error) is dropped.
+    };
+    shared.kill(why);
+}

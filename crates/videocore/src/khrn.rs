@@ -1,1 +1,0 @@
-//! khrn (in progress)
