@@ -156,6 +156,9 @@ pub enum PidSource {
     ClientId,
     /// `getpid()`: the namespaced pid. Reproduces the 2016 container freeze.
     LegacyGetpid,
+    /// A fixed number, as a hostile or confused client might write (tests of the
+    /// VideoCore's KHAN routing: a post must never reach another client).
+    Forged(u64),
 }
 
 impl PidSource {
@@ -233,6 +236,7 @@ impl Shared {
                 sign_extend(self.transport.client_id(Channel::Khrn)?)
             }
             PidSource::LegacyGetpid => u64::from(std::process::id()),
+            PidSource::Forged(pid) => pid,
         };
         // Informational copy for `Client::pid`; nothing is ordered against it.
         self.last_pid.store(pid, Ordering::Relaxed);
@@ -244,6 +248,7 @@ impl Shared {
         Ok(match self.pid_source {
             PidSource::ClientId => sign_extend(self.transport.khan_client_id()?),
             PidSource::LegacyGetpid => u64::from(std::process::id()),
+            PidSource::Forged(pid) => pid,
         })
     }
 }

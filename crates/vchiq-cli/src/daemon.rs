@@ -35,9 +35,13 @@ pub struct DaemonArgs {
     /// Socket group [default: video, when it exists].
     #[arg(long)]
     socket_group: Option<String>,
-    /// Serve /dev/vchiq as a FUSE file node at this path (not yet available).
+    /// Also serve the ioctl ABI as a FUSE file node at this path (e.g. /dev/vchiq, or a
+    /// file to bind-mount into containers); unmounted when the daemon stops.
     #[arg(long)]
     dev_node: Option<PathBuf>,
+    /// Permission bits of the file node (octal).
+    #[arg(long, default_value = "660", value_parser = parse_mode)]
+    dev_node_mode: u32,
 }
 
 /// Options of the hidden `vchiq videocore`.
@@ -90,9 +94,6 @@ pub fn socket_path(explicit: Option<PathBuf>) -> PathBuf {
 }
 
 pub fn run(a: DaemonArgs) -> Result<ExitCode> {
-    if a.dev_node.is_some() {
-        bail!("--dev-node is not available yet in this build: use the socket (VCHIQ_SOCKET) for now");
-    }
     let mut opts = DaemonOptions::new(socket_path(a.socket));
     opts.videocore = a.videocore.parse::<VideoCoreMode>().map_err(anyhow::Error::msg)?;
     opts.vc = vc_options(a.display_size, &a.display)?;
@@ -103,6 +104,20 @@ pub fn run(a: DaemonArgs) -> Result<ExitCode> {
     // Block SIGINT/SIGTERM before any thread starts, so only the signalfd sees them.
     let signals = vchiqd::sys::block_termination_signals().context("installing signal handling")?;
     let daemon = Daemon::start(&opts).context("starting vchiqd")?;
+    let node = match &a.dev_node {
+        Some(path) => {
+            let mut nopts = vchiqd::fuse::NodeOptions::new(path.clone());
+            nopts.mode = a.dev_node_mode;
+            if let Some(g) = &opts.socket_group {
+                nopts.group = Some(g.clone());
+            }
+            let node = vchiqd::fuse::FuseNode::start(daemon.driver().clone(), &nopts)
+                .with_context(|| format!("serving the file node {}", path.display()))?;
+            eprintln!("vchiqd: file node {} (FUSE)", node.path().display());
+            Some(node)
+        }
+        None => None,
+    };
     eprintln!(
         "vchiqd: listening on {} (VideoCore: {}, display {}x{}); stop with Ctrl-C or SIGTERM",
         daemon.socket_path().display(),
@@ -110,7 +125,11 @@ pub fn run(a: DaemonArgs) -> Result<ExitCode> {
         opts.vc.display_width,
         opts.vc.display_height
     );
-    daemon.run(Some(signals)).context("vchiqd")?;
+    let result = daemon.run(Some(signals)).context("vchiqd");
+    if let Some(node) = node {
+        node.stop();
+    }
+    result?;
     eprintln!("vchiqd: stopped");
     Ok(ExitCode::SUCCESS)
 }

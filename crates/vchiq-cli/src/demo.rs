@@ -214,13 +214,14 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     );
     let mut opts = DaemonOptions::new(socket.clone());
     opts.socket_group = None;
-    opts.vc = VideoCoreOptions { display_width: 1920, display_height: 1080, display_output: None };
+    // Two square windows side by side: each cube is framed as the original frames it.
+    opts.vc = VideoCoreOptions { display_width: 1920, display_height: 960, display_output: None };
     let daemon = Daemon::start(&opts).context("starting vchiqd")?;
     let vc_log = daemon.videocore().context("embedded VideoCore")?.log().clone();
     let stopper = daemon.stopper();
     let driver = daemon.driver().clone();
     let daemon_thread = std::thread::spawn(move || daemon.run(None));
-    println!("vchiqd: listening on {} (VideoCore embedded, display 1920x1080)", socket.display());
+    println!("vchiqd: listening on {} (VideoCore embedded, display 1920x960)", socket.display());
 
     let iso = probe_isolation();
     println!("isolation: each client runs in {}", iso.describe());

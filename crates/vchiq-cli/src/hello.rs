@@ -59,6 +59,10 @@ pub struct HelloArgs {
     /// Print one line per frame.
     #[arg(long)]
     progress: bool,
+    /// Write this number as the pid in make-current records (tests of the VideoCore's
+    /// KHAN routing: a forged pid must never wake another client).
+    #[arg(long, hide = true, value_name = "PID")]
+    forge_pid: Option<u64>,
 }
 
 /// A minimal dispmanx client (what `vc_dispmanx_*` send on DISP, spec §4.2).
@@ -105,12 +109,21 @@ fn bcm_host_init(inst: &Instance) -> Result<(Dispmanx, Vec<Service>)> {
 
 
 pub fn run(a: HelloArgs) -> Result<ExitCode> {
-    let pid_source = if a.legacy_pid { PidSource::LegacyGetpid } else { PidSource::from_env() };
+    let pid_source = match (a.forge_pid, a.legacy_pid) {
+        (Some(pid), _) => PidSource::Forged(pid),
+        (None, true) => PidSource::LegacyGetpid,
+        (None, false) => PidSource::from_env(),
+    };
     let inst = Instance::connect_to(socket_path(a.socket.clone()))?;
     let hello = inst.hello();
     println!("pid: {}", std::process::id());
     println!("client_id: {}", hello.client_id);
-    println!("pid_source: {}", if pid_source == PidSource::LegacyGetpid { "getpid (legacy)" } else { "GET_CLIENT_ID" });
+    let source = match pid_source {
+        PidSource::ClientId => "GET_CLIENT_ID".to_owned(),
+        PidSource::LegacyGetpid => "getpid (legacy)".to_owned(),
+        PidSource::Forged(p) => format!("forged ({p})"),
+    };
+    println!("pid_source: {source}");
 
     let (disp, _others) = bcm_host_init(&inst)?;
     let client = crate::khronos_link::attach(&inst, pid_source)?;
@@ -193,6 +206,12 @@ pub fn run(a: HelloArgs) -> Result<ExitCode> {
         k += 1;
     }
     let total = start.elapsed();
+    // The posts for the last frames are still in flight: the VideoCore posts as soon as
+    // it has presented, so give them a moment before reporting.
+    let waited = Instant::now();
+    while client.stats().khan_posts < u64::from(k) && waited.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let stats = client.stats();
     summarize(&times, total, stats.khan_posts);
     Ok(ExitCode::SUCCESS)

@@ -61,6 +61,9 @@ enum Command {
     /// stdin to close (identity tests).
     #[command(hide = true)]
     ProbeIdentity(tools::ProbeArgs),
+    /// Loop bulk round trips on `fun2`, printing `ready` first (robustness tests).
+    #[command(hide = true)]
+    ProbeBulk(tools::ProbeArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -126,6 +129,7 @@ fn main() -> ExitCode {
         Command::Nsexec(a) => demo::nsexec(a),
         Command::NsPid => demo::ns_pid(),
         Command::ProbeIdentity(a) => tools::probe_identity(a),
+        Command::ProbeBulk(a) => tools::probe_bulk(a),
     };
     match result {
         Ok(code) => code,

@@ -158,7 +158,8 @@ pub fn vcdb_text(inst: &Instance, request: &str) -> Result<String> {
 
 pub fn log(a: LogArgs) -> Result<ExitCode> {
     let inst = connect(a.socket)?;
-    print!("{}", vcdb_text(&inst, "log")?);
+    let text = vcdb_text(&inst, "log")?;
+    if text.is_empty() || text.ends_with('\n') { print!("{text}") } else { println!("{text}") }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -214,4 +215,22 @@ pub fn probe_identity(a: ProbeArgs) -> Result<ExitCode> {
     let mut sink = String::new();
     let _ = std::io::stdin().read_line(&mut sink);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loops 4 MiB bulk round trips on `fun2` until killed or the daemon goes away.
+pub fn probe_bulk(a: ProbeArgs) -> Result<ExitCode> {
+    let inst = connect(a.socket)?;
+    let svc = open_queue(&inst, FourCc::FUN2, 3)?;
+    let size = 4usize << 20;
+    let data = vec![0x5au8; size];
+    println!("client_id: {}", inst.client_id());
+    println!("ready");
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    loop {
+        let req: Vec<u8> = [size as u32, 0, 0, 0].iter().flat_map(|w| w.to_le_bytes()).collect();
+        svc.queue_message(&req)?;
+        svc.bulk_transmit(&data, BulkMode::Blocking, 1)?;
+        svc.bulk_receive(size, BulkMode::Blocking, 2)?;
+    }
 }

@@ -28,8 +28,8 @@ use crate::arena::Arena;
 use crate::doorbell::Doorbell;
 use crate::layout::{
     ARMED_OFF, BulkPayload, FIRED_OFF, INITIALISED_OFF, MASTER_STATE_OFF, MsgHeader, OpenPayload,
-    RECYCLE_OFF, SLAVE_STATE_OFF, SLOT_QUEUE_OFF, SLOT_QUEUE_RECYCLE_OFF,
-    SharedState, SlotZero, TRIGGER_OFF, TX_POS_OFF, VERSION_OFF,
+    RECYCLE_OFF, SLAVE_STATE_OFF, SLOT_QUEUE_OFF, SLOT_QUEUE_RECYCLE_OFF, SharedState, SlotZero,
+    TRIGGER_OFF, TX_POS_OFF, VERSION_OFF,
 };
 use crate::parse::{Msg, Parsed, ProtocolError, SlotImage, parse_message};
 use crate::pos::{PortId, TxPos};

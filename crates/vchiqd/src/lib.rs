@@ -28,6 +28,7 @@
 //! into EIO for every client while the daemon stays up.
 
 pub mod driver;
+pub mod fuse;
 pub mod identity;
 pub mod link;
 pub mod server;

@@ -6,7 +6,7 @@
 
 use std::ffi::CString;
 use std::io::{self, IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// `SO_PEERPIDFD` (Linux >= 6.5): a pidfd for the process that connected.
 const SO_PEERPIDFD: libc::c_int = 77;
@@ -449,4 +449,39 @@ pub fn socketpair_seqpacket() -> io::Result<(OwnedFd, OwnedFd)> {
     cvt(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
     // SAFETY: the kernel returned two new descriptors that we now own.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Connects a `SOCK_SEQPACKET` Unix socket to `path` (tests and tools that speak the wire
+/// protocol directly).
+pub fn seqpacket_connect(path: &std::path::Path) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: zero is a valid sockaddr_un.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path too long"));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: plain socket creation.
+    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: the kernel returned a new descriptor that we now own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let len = (std::mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + 1) as libc::socklen_t;
+    // SAFETY: `addr` is a valid sockaddr_un of at least `len` bytes.
+    cvt(unsafe { libc::connect(fd.as_raw_fd(), (&raw const addr).cast(), len) })?;
+    Ok(fd)
+}
+
+/// Creates a memfd holding `data`, sealed with `seals` (tests and tools).
+pub fn sealed_memfd(data: &[u8], size: u64, seals: i32) -> io::Result<OwnedFd> {
+    let fd = memfd_create("vchiq-bulk", size)?;
+    pwrite_all(fd.as_fd(), data, 0)?;
+    if seals != 0 {
+        // SAFETY: plain fcntl on a descriptor we own.
+        cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
+    }
+    Ok(fd)
 }

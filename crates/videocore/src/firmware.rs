@@ -369,7 +369,10 @@ impl Firmware {
 
     fn on_opened(&self, kind: Kind, h: ServiceHandle, client_id: u32) {
         let fourcc = kind.params().fourcc;
-        self.log.log(format!("vchiq: {fourcc} opened by client {client_id}"));
+        // The debug service is the log's reader: logging its own traffic would drown it.
+        if kind != Kind::Vcdb {
+            self.log.log(format!("vchiq: {fourcc} opened by client {client_id}"));
+        }
         {
             let mut st = self.lock();
             st.conns.insert(h, Connection { fourcc, client_id, handle: h });
@@ -436,7 +439,7 @@ impl Firmware {
             *st.free_listeners.entry(kind).or_default() += 1;
             conn
         };
-        if let Some(c) = conn {
+        if let Some(c) = conn.filter(|_| kind != Kind::Vcdb) {
             self.log.log(format!("vchiq: {} closed (client {})", c.fourcc, c.client_id));
         }
         // Servers auto-close back to LISTENING: a pool trims its extra free listeners.

@@ -1,0 +1,466 @@
+//! FUSE_IOCTL: the 18 `/dev/vchiq` ioctls in both layouts, on top of the driver core.
+//!
+//! The kernel hands over the command, the raw `arg` and (for `_IOC_WRITE` commands) the
+//! caller's struct; on success it copies the reply's out bytes back to `arg` (for
+//! `_IOC_READ` commands). Everything else is reached through [`Caller`]: the requesting
+//! thread's memory via `process_vm_readv`/`writev`, every access checked (`EFAULT`).
+//!
+//! Requests are answered inline when the driver can answer without waiting
+//! (`Blocking::No`); only real waits go to a worker thread, which answers through
+//! [`Session::finish`] so that an interrupt and a late result never both reply.
+
+use std::sync::Arc;
+
+use vchiq_abi::args::{
+    AbiArgs, AwaitCompletionArgs, CompletionDataArgs, CreateServiceArgs, DequeueMessageArgs, ElementArgs, GetConfigArgs,
+    QueueBulkTransferArgs, QueueMessageArgs, SetServiceOptionArgs,
+};
+use vchiq_abi::defs::{MAX_COMPLETIONS, MAX_ELEMENTS, MAX_MSG_SIZE};
+use vchiq_abi::enums::BulkMode;
+use vchiq_abi::{Ioctl, Layout};
+use zerocopy::FromBytes;
+
+use super::abi::{self, InHeader, IoctlIn};
+use super::{IoctlReply, Session, sys};
+use crate::driver::{BULK_INTERRUPTED, Blocking, BulkSink, CreateService, DriverError, Errno, Instance};
+use crate::server::MAX_BULK;
+
+/// The errno a driver error becomes at the ioctl boundary.
+pub(super) fn errno_of(e: DriverError) -> i32 {
+    match e {
+        DriverError::Errno(Errno(e)) => e,
+        DriverError::WouldBlock => libc::EAGAIN,
+    }
+}
+
+/// The memory of the thread that made a request.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Caller {
+    /// The host TID from the request header.
+    pub tid: i32,
+}
+
+fn vm_errno(e: std::io::Error) -> i32 {
+    match e.raw_os_error() {
+        Some(libc::EPERM) => {
+            tracing::warn!("process_vm_* refused (EPERM): the daemon needs ptrace rights over its clients");
+            libc::EPERM
+        }
+        _ => libc::EFAULT,
+    }
+}
+
+impl Caller {
+    /// Reads `len` bytes at `addr`.
+    pub fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>, i32> {
+        let mut buf = vec![0u8; len];
+        if len > 0 {
+            if addr == 0 {
+                return Err(libc::EFAULT);
+            }
+            sys::vm_read(self.tid, addr, &mut buf).map_err(vm_errno)?;
+        }
+        Ok(buf)
+    }
+
+    /// Writes `bytes` at `addr`.
+    pub fn write(&self, addr: u64, bytes: &[u8]) -> Result<(), i32> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if addr == 0 {
+            return Err(libc::EFAULT);
+        }
+        sys::vm_write(self.tid, addr, bytes).map_err(vm_errno)
+    }
+
+    /// Reads one pointer-sized value (an element of a pointer array).
+    fn read_ptr(&self, addr: u64, layout: Layout) -> Result<u64, i32> {
+        let b = self.read(addr, layout.pointer_size())?;
+        Ok(match layout {
+            Layout::Lp64 => u64::from_ne_bytes(b.try_into().map_err(|_| libc::EFAULT)?),
+            Layout::Ilp32 => u64::from(u32::from_ne_bytes(b.try_into().map_err(|_| libc::EFAULT)?)),
+        })
+    }
+}
+
+/// Writes a bulk receive's data into the caller's memory when the transfer completes.
+struct ProcessSink {
+    /// The caller's thread group (the thread that queued a CALLBACK bulk may be gone).
+    pid: i32,
+    addr: u64,
+}
+
+impl BulkSink for ProcessSink {
+    fn deliver(&mut self, data: &[u8]) -> Result<(), Errno> {
+        sys::vm_write(self.pid, self.addr, data).map_err(|_| Errno(libc::EFAULT))
+    }
+}
+
+/// One decoded ioctl request.
+struct Req<'a> {
+    inst: Arc<Instance>,
+    unique: u64,
+    caller: Caller,
+    layout: Layout,
+    arg: u64,
+    data: &'a [u8],
+}
+
+impl Req<'_> {
+    fn args<A: AbiArgs>(&self) -> Result<A, i32> {
+        A::decode(self.layout, self.data).map_err(|_| libc::EINVAL)
+    }
+}
+
+fn unit(r: crate::driver::Result<()>) -> IoctlReply {
+    r.map(|()| (0, Vec::new())).map_err(errno_of)
+}
+
+/// Handles a FUSE_IOCTL request.
+pub(super) fn handle(s: &Arc<Session>, hdr: &InHeader, body: &[u8]) {
+    let Ok((io, rest)) = IoctlIn::read_from_prefix(body) else {
+        return s.reply_err(hdr.unique, libc::EINVAL);
+    };
+    let Some(file) = s.file(io.fh) else { return s.reply_err(hdr.unique, libc::EBADF) };
+    let layout = if io.flags & abi::IOCTL_32BIT != 0 { Layout::Ilp32 } else { Layout::Lp64 };
+    // A number of the other layout (e.g. a 64-bit caller using ILP32 numbers) is unknown
+    // to this caller, as it is to the kernel's native/compat handlers.
+    let Some(ioctl) = Ioctl::decode(io.cmd).map(|(i, _)| i).filter(|i| i.number(layout) == io.cmd) else {
+        return s.reply_err(hdr.unique, libc::ENOTTY);
+    };
+    let data = rest.get(..io.in_size as usize).unwrap_or(rest);
+    let req = Req { inst: file.inst.clone(), unique: hdr.unique, caller: Caller { tid: hdr.pid as i32 }, layout, arg: io.arg, data };
+    if let Some(r) = serve(s, ioctl, &req) {
+        s.reply_ioctl(hdr.unique, &r);
+    }
+}
+
+/// Serves one ioctl; `None` when a worker thread will answer.
+fn serve(s: &Arc<Session>, ioctl: Ioctl, r: &Req<'_>) -> Option<IoctlReply> {
+    let d = &s.driver;
+    let inst = &r.inst;
+    let handle = r.arg as u32;
+    Some(match ioctl {
+        Ioctl::Connect => {
+            s.defer(r.unique, inst, {
+                let inst = inst.clone();
+                let unique = r.unique;
+                move |s, _| {
+                    s.finish(unique, &unit(s.driver.connect(&inst)));
+                }
+            });
+            return None;
+        }
+        Ioctl::Shutdown => unit(d.shutdown(inst)),
+        Ioctl::CreateService => return create_service(s, r),
+        Ioctl::RemoveService | Ioctl::CloseService => {
+            let inst = inst.clone();
+            let unique = r.unique;
+            s.defer(unique, &inst.clone(), move |s, t| {
+                let res = if ioctl == Ioctl::RemoveService {
+                    s.driver.remove_service(&inst, handle, Blocking::Yes(t))
+                } else {
+                    s.driver.close_service(&inst, handle, Blocking::Yes(t))
+                };
+                s.finish(unique, &unit(res));
+            });
+            return None;
+        }
+        Ioctl::QueueMessage => return queue_message(s, r),
+        Ioctl::QueueBulkTransmit | Ioctl::QueueBulkReceive => return bulk(s, r, ioctl == Ioctl::QueueBulkTransmit),
+        Ioctl::AwaitCompletion => return await_completion(s, r),
+        Ioctl::DequeueMessage => return dequeue_message(s, r),
+        Ioctl::GetClientId => Ok((d.get_client_id(inst, handle) as i32, Vec::new())),
+        Ioctl::GetConfig => get_config(s, r),
+        Ioctl::UseService => unit(d.use_service(inst, handle)),
+        Ioctl::ReleaseService => unit(d.release_service(inst, handle)),
+        Ioctl::SetServiceOption => match r.args::<SetServiceOptionArgs>() {
+            Ok(a) => unit(d.set_service_option(inst, a.handle, a.option, a.value)),
+            Err(e) => Err(e),
+        },
+        // Current drivers no longer dump physical memory.
+        Ioctl::DumpPhysMem => Err(libc::ENOTTY),
+        Ioctl::LibVersion => unit(d.lib_version(inst, r.arg)),
+        Ioctl::CloseDelivered => unit(d.close_delivered(inst, handle)),
+    })
+}
+
+fn create_service(s: &Arc<Session>, r: &Req<'_>) -> Option<IoctlReply> {
+    let mut a = match r.args::<CreateServiceArgs>() {
+        Ok(a) => a,
+        Err(e) => return Some(Err(e)),
+    };
+    let req = CreateService {
+        fourcc: a.fourcc,
+        version: a.version,
+        version_min: a.version_min,
+        is_open: a.is_open,
+        is_vchi: a.is_vchi,
+        userdata: a.userdata,
+    };
+    let layout = r.layout;
+    if !req.is_open {
+        return Some(s.driver.create_service(&r.inst, req).map_err(errno_of).map(|h| {
+            a.handle = h;
+            (0, a.encode(layout))
+        }));
+    }
+    // A client waits for the VideoCore's OPENACK.
+    let inst = r.inst.clone();
+    let unique = r.unique;
+    s.defer(unique, &r.inst, move |s, _| {
+        let res = s.driver.create_service(&inst, req);
+        let reply = res.map_err(errno_of).map(|h| {
+            a.handle = h;
+            (0, a.encode(layout))
+        });
+        if !s.finish(unique, &reply) {
+            // The caller was told EINTR: as the kernel does, the service does not survive.
+            if let Ok(h) = res {
+                let _ = s.driver.remove_service(&inst, h, Blocking::No);
+            }
+        }
+    });
+    None
+}
+
+fn queue_message(s: &Arc<Session>, r: &Req<'_>) -> Option<IoctlReply> {
+    let parts = match message_parts(r) {
+        Ok(p) => p,
+        Err(e) => return Some(Err(e)),
+    };
+    let handle = match r.args::<QueueMessageArgs>() {
+        Ok(a) => a.handle,
+        Err(e) => return Some(Err(e)),
+    };
+    let slices: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    match s.driver.queue_message(&r.inst, handle, &slices, Blocking::No) {
+        Err(DriverError::WouldBlock) => {
+            let inst = r.inst.clone();
+            let unique = r.unique;
+            s.defer(unique, &r.inst, move |s, t| {
+                let slices: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+                s.finish(unique, &unit(s.driver.queue_message(&inst, handle, &slices, Blocking::Yes(t))));
+            });
+            None
+        }
+        res => Some(unit(res)),
+    }
+}
+
+/// Gathers a QUEUE_MESSAGE's elements from the caller.
+fn message_parts(r: &Req<'_>) -> Result<Vec<Vec<u8>>, i32> {
+    let a = r.args::<QueueMessageArgs>()?;
+    if a.count as usize > MAX_ELEMENTS {
+        return Err(libc::EINVAL);
+    }
+    // The kernel's compat handler refuses an empty or missing element array.
+    if r.layout == Layout::Ilp32 && (a.count == 0 || a.elements == 0) {
+        return Err(libc::EINVAL);
+    }
+    let esize = ElementArgs::size(r.layout);
+    let raw = r.caller.read(a.elements, a.count as usize * esize)?;
+    let elements: Vec<ElementArgs> =
+        raw.chunks_exact(esize).map(|c| ElementArgs::decode(r.layout, c).map_err(|_| libc::EFAULT)).collect::<Result<_, _>>()?;
+    let total: u64 = elements.iter().map(|e| u64::from(e.size)).sum();
+    if total > MAX_MSG_SIZE as u64 {
+        // Too big for a message: let the driver choose between EINVAL (bad handle) and
+        // EIO without copying gigabytes.
+        return Ok(vec![vec![0; MAX_MSG_SIZE + 1]]);
+    }
+    elements
+        .iter()
+        .map(|e| if e.size != 0 && e.data == 0 { Err(libc::EFAULT) } else { r.caller.read(e.data, e.size as usize) })
+        .collect()
+}
+
+/// Offset of `mode` in `VCHIQ_QUEUE_BULK_TRANSFER_T`.
+fn bulk_mode_offset(layout: Layout) -> u64 {
+    match layout {
+        Layout::Lp64 => 32,
+        Layout::Ilp32 => 16,
+    }
+}
+
+fn bulk(s: &Arc<Session>, r: &Req<'_>, transmit: bool) -> Option<IoctlReply> {
+    let a = match r.args::<QueueBulkTransferArgs>() {
+        Ok(a) => a,
+        Err(e) => return Some(Err(e)),
+    };
+    let Ok(mode) = BulkMode::try_from(a.mode) else { return Some(Err(libc::EINVAL)) };
+    let mut data = Vec::new();
+    let mut sink: Option<Box<dyn BulkSink>> = None;
+    if mode != BulkMode::Waiting {
+        if a.data == 0 {
+            return Some(Err(libc::EIO));
+        }
+        if a.size > MAX_BULK {
+            return Some(Err(libc::EINVAL));
+        }
+        // Transmit: the data now. Receive: check the buffer is mapped now (the kernel pins
+        // it at queue time), write it when the transfer completes.
+        match r.caller.read(a.data, a.size as usize) {
+            Ok(d) if transmit => data = d,
+            Ok(_) => {
+                let pid = super::tgid_of(r.caller.tid as u32).map_or(r.caller.tid, |p| p as i32);
+                sink = Some(Box::new(ProcessSink { pid, addr: a.data }));
+            }
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    let thread = r.caller.tid as u32;
+    let layout = r.layout;
+    let caller = r.caller;
+    let arg = r.arg;
+    let run = move |s: &Session, inst: &Instance, blocking: Blocking<'_>| -> IoctlReply {
+        let res = if transmit {
+            s.driver.bulk_transmit(inst, a.handle, data, a.userdata, mode, thread, blocking)
+        } else {
+            s.driver.bulk_receive(inst, a.handle, a.size, sink, a.userdata, mode, thread, blocking)
+        };
+        match res {
+            Err(DriverError::Errno(BULK_INTERRUPTED)) if matches!(mode, BulkMode::Blocking | BulkMode::Waiting) => {
+                // As the kernel: the waiter is kept for this thread, and the caller's struct
+                // says WAITING so that re-issuing the ioctl resumes the wait.
+                let waiting = BulkMode::Waiting.raw().to_ne_bytes();
+                if let Err(e) = caller.write(arg + bulk_mode_offset(layout), &waiting) {
+                    tracing::debug!("writing WAITING back: errno {e}");
+                }
+                Err(libc::EINTR)
+            }
+            r => unit(r),
+        }
+    };
+    if matches!(mode, BulkMode::Blocking | BulkMode::Waiting) {
+        let inst = r.inst.clone();
+        let unique = r.unique;
+        s.defer(unique, &r.inst, move |s, t| {
+            let reply = run(s, &inst, Blocking::Yes(t));
+            s.finish(unique, &reply);
+        });
+        return None;
+    }
+    Some(run(s, &r.inst, Blocking::No))
+}
+
+fn await_completion(s: &Arc<Session>, r: &Req<'_>) -> Option<IoctlReply> {
+    let a = match r.args::<AwaitCompletionArgs>() {
+        Ok(a) => a,
+        Err(e) => return Some(Err(e)),
+    };
+    // Check the caller's arrays before taking completions off the queue, so that a bad
+    // pointer loses nothing.
+    let most = (a.count as usize).min(MAX_COMPLETIONS);
+    let msgbufs = match check_await(r, &a, most) {
+        Ok(m) => m,
+        Err(e) => return Some(Err(e)),
+    };
+    let layout = r.layout;
+    let caller = r.caller;
+    match s.driver.await_completion(&r.inst, a.count, a.msgbufsize, a.msgbufcount, usize::MAX, Blocking::No) {
+        Err(DriverError::WouldBlock) => {
+            let inst = r.inst.clone();
+            let unique = r.unique;
+            s.defer(unique, &r.inst, move |s, t| {
+                let res = s.driver.await_completion(&inst, a.count, a.msgbufsize, a.msgbufcount, usize::MAX, Blocking::Yes(t));
+                let reply = res.map_err(errno_of).and_then(|out| deliver_await(caller, layout, a, &msgbufs, out));
+                s.finish(unique, &reply);
+            });
+            None
+        }
+        res => Some(res.map_err(errno_of).and_then(|out| deliver_await(caller, layout, a, &msgbufs, out))),
+    }
+}
+
+/// Reads the message-buffer pointers a batch may use (from the end of the array) and
+/// checks that the completion array is mapped. Returns `(index, pointer)` pairs, last first.
+fn check_await(r: &Req<'_>, a: &AwaitCompletionArgs, most: usize) -> Result<Vec<u64>, i32> {
+    let rsize = CompletionDataArgs::size(r.layout);
+    r.caller.read(a.buf, most * rsize)?;
+    let usable = (a.msgbufcount as usize).min(most);
+    let psize = r.layout.pointer_size() as u64;
+    let mut ptrs = Vec::with_capacity(usable);
+    for i in 0..usable {
+        let idx = u64::from(a.msgbufcount) - 1 - i as u64;
+        ptrs.push(r.caller.read_ptr(a.msgbufs.wrapping_add(idx * psize), r.layout)?);
+    }
+    Ok(ptrs)
+}
+
+/// Writes a batch into the caller's memory: messages into `msgbufs[msgbufcount-1-i]`,
+/// records into `buf`; the out struct carries the new `msgbufcount`.
+fn deliver_await(
+    caller: Caller,
+    layout: Layout,
+    mut a: AwaitCompletionArgs,
+    msgbufs: &[u64],
+    out: crate::driver::AwaitOut,
+) -> IoctlReply {
+    let rsize = CompletionDataArgs::size(layout);
+    let mut records = Vec::with_capacity(out.records.len() * rsize);
+    let mut used = 0usize;
+    for c in &out.records {
+        let header = match &c.message {
+            Some(m) => {
+                let ptr = *msgbufs.get(used).ok_or(libc::EFAULT)?;
+                used += 1;
+                caller.write(ptr, m)?;
+                ptr
+            }
+            None => 0,
+        };
+        let rec = CompletionDataArgs {
+            reason: c.reason.raw(),
+            header,
+            service_userdata: c.service_userdata,
+            bulk_userdata: c.bulk_userdata,
+        };
+        records.extend_from_slice(&rec.encode(layout));
+    }
+    caller.write(a.buf, &records)?;
+    a.msgbufcount = out.msgbufcount;
+    Ok((out.records.len() as i32, a.encode(layout)))
+}
+
+fn dequeue_message(s: &Arc<Session>, r: &Req<'_>) -> Option<IoctlReply> {
+    let a = match r.args::<DequeueMessageArgs>() {
+        Ok(a) => a,
+        Err(e) => return Some(Err(e)),
+    };
+    let discard = a.buf == 0;
+    if !discard {
+        // Check the buffer before a message is taken off the queue.
+        if let Err(e) = r.caller.read(a.buf, (a.bufsize as usize).min(MAX_MSG_SIZE)) {
+            return Some(Err(e));
+        }
+    }
+    let caller = r.caller;
+    let finish = move |res: crate::driver::Result<(u32, Option<Vec<u8>>)>| -> IoctlReply {
+        let (size, data) = res.map_err(errno_of)?;
+        if let Some(d) = data {
+            caller.write(a.buf, &d)?;
+        }
+        Ok((size as i32, Vec::new()))
+    };
+    match s.driver.dequeue_message(&r.inst, a.handle, a.bufsize, discard, Blocking::No) {
+        Err(DriverError::WouldBlock) if a.blocking => {
+            let inst = r.inst.clone();
+            let unique = r.unique;
+            s.defer(unique, &r.inst, move |s, t| {
+                let reply = finish(s.driver.dequeue_message(&inst, a.handle, a.bufsize, discard, Blocking::Yes(t)));
+                s.finish(unique, &reply);
+            });
+            None
+        }
+        Err(DriverError::WouldBlock) => Some(Err(libc::EWOULDBLOCK)),
+        res => Some(finish(res)),
+    }
+}
+
+fn get_config(s: &Session, r: &Req<'_>) -> IoctlReply {
+    let a = r.args::<GetConfigArgs>()?;
+    let bytes = s.driver.get_config(a.config_size).map_err(errno_of)?;
+    r.caller.write(a.pconfig, &bytes)?;
+    Ok((0, Vec::new()))
+}
