@@ -76,14 +76,20 @@ impl Dispmanx {
         let body: Vec<u8> = params.iter().flat_map(|w| w.to_le_bytes()).collect();
         self.svc.use_service()?;
         self.svc.queue_message_vectored(&[&head, &body])?;
-        let reply = if cmd & 0x8000_0000 == 0 { self.svc.dequeue(true)? } else { Vec::new() };
+        let reply = if cmd & 0x8000_0000 == 0 {
+            self.svc.dequeue(true)?
+        } else {
+            Vec::new()
+        };
         self.svc.release_service()?;
         Ok(reply)
     }
 
     fn word(&self, cmd: u32, params: &[u32]) -> Result<u32> {
         let r = self.call(cmd, params)?;
-        let b = r.get(..4).with_context(|| format!("dispmanx command {cmd}: short reply"))?;
+        let b = r
+            .get(..4)
+            .with_context(|| format!("dispmanx command {cmd}: short reply"))?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 }
@@ -107,23 +113,72 @@ fn bcm_host_init(inst: &Instance) -> Result<(Dispmanx, Vec<Service>)> {
     Ok((Dispmanx { svc: disp }, vec![updh, tvsv, tvnt, cecs, cecn]))
 }
 
-
 pub fn run(a: HelloArgs) -> Result<ExitCode> {
     let pid_source = match (a.forge_pid, a.legacy_pid) {
         (Some(pid), _) => PidSource::Forged(pid),
         (None, true) => PidSource::LegacyGetpid,
         (None, false) => PidSource::from_env(),
     };
-    let inst = Instance::connect_to(socket_path(a.socket.clone()))?;
-    let hello = inst.hello();
-    println!("pid: {}", std::process::id());
-    println!("client_id: {}", hello.client_id);
-    let source = match pid_source {
-        PidSource::ClientId => "GET_CLIENT_ID".to_owned(),
-        PidSource::LegacyGetpid => "getpid (legacy)".to_owned(),
-        PidSource::Forged(p) => format!("forged ({p})"),
+    let opts = ClientOptions {
+        socket: socket_path(a.socket.clone()),
+        frames: a.frames,
+        pid_source,
+        region: a.region,
+        png: a.png.clone().map(|dir| (dir, a.png_every)),
+        progress: a.progress,
+        verbose: true,
     };
-    println!("pid_source: {source}");
+    let t = run_client(&opts)?;
+    summarize(&t.times, t.total, t.khan_posts);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What [`run_client`] does: the hello_triangle client flow against a daemon.
+pub struct ClientOptions {
+    /// The daemon's socket.
+    pub socket: PathBuf,
+    /// Frames to render (0 = until killed).
+    pub frames: u32,
+    /// Which pid goes into make-current records.
+    pub pid_source: PidSource,
+    /// The part of the display the window covers.
+    pub region: Region,
+    /// Save frames 1, 1+N, … and the last one as PNG files in this directory.
+    pub png: Option<(PathBuf, u32)>,
+    /// Print one line per frame.
+    pub progress: bool,
+    /// Print the client's identity and window (as `vchiq hello-triangle` does).
+    pub verbose: bool,
+}
+
+/// What [`run_client`] measured.
+pub struct ClientTimings {
+    /// Per frame: from the start of the frame's GL calls to the return of its swap.
+    pub times: Vec<Duration>,
+    /// The whole frame loop.
+    pub total: Duration,
+    /// KHAN posts received.
+    pub khan_posts: u64,
+    /// The window size.
+    pub size: (u32, u32),
+}
+
+/// The hello_triangle client: `bcm_host_init`, EGL and dispmanx set-up, six textures, then
+/// one frame per iteration with a swap that waits for the VideoCore's KHAN post.
+pub fn run_client(o: &ClientOptions) -> Result<ClientTimings> {
+    let pid_source = o.pid_source;
+    let inst = Instance::connect_to(o.socket.clone())?;
+    let hello = inst.hello();
+    if o.verbose {
+        println!("pid: {}", std::process::id());
+        println!("client_id: {}", hello.client_id);
+        let source = match pid_source {
+            PidSource::ClientId => "GET_CLIENT_ID".to_owned(),
+            PidSource::LegacyGetpid => "getpid (legacy)".to_owned(),
+            PidSource::Forged(p) => format!("forged ({p})"),
+        };
+        println!("pid_source: {source}");
+    }
 
     let (disp, _others) = bcm_host_init(&inst)?;
     let client = crate::khronos_link::attach(&inst, pid_source)?;
@@ -142,7 +197,9 @@ pub fn run(a: HelloArgs) -> Result<ExitCode> {
         egl::WINDOW_BIT,
         egl::NONE,
     ])?;
-    let config = configs.first().context("no EGL config matches RGBA8888 window")?.clone();
+    let config = *configs
+        .first()
+        .context("no EGL config matches RGBA8888 window")?;
     let context = display.create_context(&config, 1)?;
 
     // graphics_get_display_size(0): open, get info, close.
@@ -154,29 +211,48 @@ pub fn run(a: HelloArgs) -> Result<ExitCode> {
     }
     let dw = u32::from_le_bytes([info[4], info[5], info[6], info[7]]);
     let dh = u32::from_le_bytes([info[8], info[9], info[10], info[11]]);
-    let (x, w) = match a.region {
+    let (x, w) = match o.region {
         Region::Full => (0, dw),
         Region::Left => (0, dw / 2),
         Region::Right => (dw / 2, dw - dw / 2),
     };
     let display_handle = disp.word(8, &[0])?;
     let update = disp.word(16, &[0])?;
-    let mut add = vec![update, display_handle, 0, x, 0, w, dh, 0, 0, 0, w << 16, dh << 16];
+    let mut add = vec![
+        update,
+        display_handle,
+        0,
+        x,
+        0,
+        w,
+        dh,
+        0,
+        0,
+        0,
+        w << 16,
+        dh << 16,
+    ];
     add.extend_from_slice(&[0; 14]);
     let element = disp.word(19, &add)?;
     let status = disp.word(18, &[update])?;
     if status != 0 {
         bail!("dispmanx update_submit_sync failed ({status})");
     }
-    let window = NativeWindow { element, width: w, height: dh };
+    let window = NativeWindow {
+        element,
+        width: w,
+        height: dh,
+    };
     let surface = display.create_window_surface(&config, &window)?;
     display.make_current(Some(&surface), Some(&surface), Some(&context))?;
-    println!("window: element {element} {w}x{dh} at x={x}");
+    if o.verbose {
+        println!("window: element {element} {w}x{dh} at x={x}");
+    }
 
     let gl = Gl::new(&client);
     let mut cube = Cube::new(w, dh);
     cube.setup(&gl)?;
-    if let Some(dir) = &a.png {
+    if let Some((dir, _)) = &o.png {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut times = Vec::new();
@@ -188,19 +264,24 @@ pub fn run(a: HelloArgs) -> Result<ExitCode> {
         display.swap_buffers(&surface)?;
         let dt = t0.elapsed();
         times.push(dt);
-        if a.progress {
-            println!("frame {k}: {:.2} ms, khan posts {}", dt.as_secs_f64() * 1e3, client.stats().khan_posts);
+        if o.progress {
+            println!(
+                "frame {k}: {:.2} ms, khan posts {}",
+                dt.as_secs_f64() * 1e3,
+                client.stats().khan_posts
+            );
         }
-        if let Some(dir) = &a.png {
-            let last = a.frames != 0 && k == a.frames;
-            if (k - 1) % a.png_every.max(1) == 0 || last {
+        if let Some((dir, every)) = &o.png {
+            let last = o.frames != 0 && k == o.frames;
+            if (k - 1) % (*every).max(1) == 0 || last {
                 if let Some(png) = vcdb_png(&inst, &format!("element {element}"))? {
                     let path = dir.join(format!("frame-{k:04}.png"));
-                    std::fs::write(&path, png).with_context(|| format!("writing {}", path.display()))?;
+                    std::fs::write(&path, png)
+                        .with_context(|| format!("writing {}", path.display()))?;
                 }
             }
         }
-        if a.frames != 0 && k >= a.frames {
+        if o.frames != 0 && k >= o.frames {
             break;
         }
         k += 1;
@@ -213,8 +294,12 @@ pub fn run(a: HelloArgs) -> Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(5));
     }
     let stats = client.stats();
-    summarize(&times, total, stats.khan_posts);
-    Ok(ExitCode::SUCCESS)
+    Ok(ClientTimings {
+        times,
+        total,
+        khan_posts: stats.khan_posts,
+        size: (w, dh),
+    })
 }
 
 fn summarize(times: &[Duration], total: Duration, posts: u64) {
@@ -237,8 +322,349 @@ fn summarize(times: &[Duration], total: Duration, posts: u64) {
     );
 }
 
-/// `vchiq bench render`: the hello_triangle scene at 1920x1080.
+/// `vchiq bench render`: frames per second of the hello_triangle scene at 1920x1080, for
+/// the renderer alone (vc-gles called directly) and through the whole stack (a private
+/// in-process daemon and the hello_triangle client), each beside the same scene rendered
+/// by the system's OpenGL ES 1.1 (Mesa llvmpipe) through EGL surfaceless, measured in the
+/// same run by a small C program (`bench_render.c`) built with the system `cc`.
 pub fn bench_render(frames: u32) -> Result<()> {
-    let _ = frames;
-    bail!("vchiq bench render is not available yet")
+    let frames = frames.max(1);
+    let (w, h) = (BENCH_WIDTH, BENCH_HEIGHT);
+    let size = format!("{w}x{h}");
+    let images = khronos::hello_triangle::textures();
+
+    let mesa = mesa_baseline(frames, &images);
+    if let Ok(m) = &mesa {
+        eprintln!(
+            "baseline: {} through EGL surfaceless (OpenGL ES 1.1, FBO, glReadPixels per frame)",
+            m.renderer
+        );
+    }
+
+    let (alone, ours_frame1) = render_alone(frames, &images);
+    let line = |name: &str, fps: f64| match &mesa {
+        Ok(m) => crate::bench::figure(&format!("render {name} {size}"), fps, m.fps, "fps"),
+        Err(_) => println!("render {name} {size}: {} fps", fmt_fps(fps)),
+    };
+    line("renderer alone", alone);
+    if let Ok(m) = &mesa {
+        if let Some(theirs) = &m.frame1 {
+            let same = ours_frame1
+                .iter()
+                .zip(theirs.chunks_exact(4))
+                .filter(|(a, b)| (0..3).all(|c| a[c].abs_diff(b[c]) <= 2))
+                .count();
+            eprintln!(
+                "same scene: frame 1 of vc-gles and of the baseline agree on {:.2}% of pixels (within ±2 per channel)",
+                100.0 * same as f64 / ours_frame1.len() as f64
+            );
+        }
+    }
+
+    let stack = whole_stack(frames)?;
+    line("whole stack", stack);
+    if let Err(reason) = &mesa {
+        println!("render mesa llvmpipe {size}: baseline skipped ({reason})");
+    }
+    Ok(())
+}
+
+const BENCH_WIDTH: u32 = 1920;
+const BENCH_HEIGHT: u32 = 1080;
+/// Frames rendered before the clock starts (first-frame costs: vertex cache, allocation).
+const WARMUP: u32 = 4;
+
+fn fmt_fps(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// `quadx` of the demo (spec §2.3): face f is the strip of vertices 4f..4f+3.
+#[rustfmt::skip]
+const QUADX: [i8; 72] = [
+    -10, -10,  10,   10, -10,  10,  -10,  10,  10,   10,  10,  10,
+    -10, -10, -10,  -10,  10, -10,   10, -10, -10,   10,  10, -10,
+    -10, -10,  10,  -10,  10,  10,  -10, -10, -10,  -10,  10, -10,
+     10, -10, -10,   10,  10, -10,   10, -10,  10,   10,  10,  10,
+    -10,  10,  10,   10,  10,  10,  -10,  10, -10,   10,  10, -10,
+    -10, -10,  10,  -10, -10, -10,   10, -10,  10,   10, -10, -10,
+];
+
+/// The scene drawn by vc-gles directly, as the KHRN server would for the client's calls.
+/// Returns the frames per second and frame 1's pixels.
+fn render_alone(frames: u32, images: &[Vec<u8>; 3]) -> (f64, Vec<[u8; 4]>) {
+    use khronos::hello_triangle::{
+        CLEAR_COLOUR, FACE_ROTATIONS, frustum_half_extents, model_angles,
+    };
+    use vc_gles::{AttribArray, AttribType, Gles11, Indices, Surface, VertexArrays, gl};
+
+    let (w, h) = (BENCH_WIDTH, BENCH_HEIGHT);
+    let mut ctx = Gles11::new();
+    let mut target = Surface::new(w, h, false);
+    let [r, g, b, a] = CLEAR_COLOUR;
+    ctx.clear_color(r, g, b, a);
+    ctx.enable(gl::GL_CULL_FACE);
+    ctx.hint(gl::GL_PERSPECTIVE_CORRECTION_HINT, gl::GL_NICEST);
+    ctx.viewport(0, 0, w as i32, h as i32);
+    ctx.matrix_mode(gl::GL_PROJECTION);
+    ctx.load_identity();
+    let (hwd, hht) = frustum_half_extents(w, h);
+    ctx.frustumf(-hwd, hwd, -hht, hht, 1.0, 500.0);
+    ctx.matrix_mode(gl::GL_MODELVIEW);
+    let tex = ctx.gen_textures(6);
+    for (i, &name) in tex.iter().enumerate() {
+        ctx.bind_texture(gl::GL_TEXTURE_2D, name);
+        ctx.tex_image_2d(
+            gl::GL_TEXTURE_2D,
+            0,
+            gl::GL_RGB,
+            128,
+            128,
+            0,
+            gl::GL_RGB,
+            gl::GL_UNSIGNED_BYTE,
+            4,
+            Some(&images[i / 2]),
+        );
+        ctx.tex_parameterf(
+            gl::GL_TEXTURE_2D,
+            gl::GL_TEXTURE_MIN_FILTER,
+            gl::GL_NEAREST as f32,
+        );
+        ctx.tex_parameterf(
+            gl::GL_TEXTURE_2D,
+            gl::GL_TEXTURE_MAG_FILTER,
+            gl::GL_NEAREST as f32,
+        );
+    }
+    ctx.enable(gl::GL_TEXTURE_2D);
+    let positions: Vec<u8> = QUADX.iter().map(|&v| v as u8).collect();
+    let texcoords: Vec<u8> = (0..24)
+        .flat_map(|v| {
+            let s: f32 = if v % 4 >= 2 { 1.0 } else { 0.0 };
+            let t: f32 = if v % 2 == 1 { 1.0 } else { 0.0 };
+            [s.to_le_bytes(), t.to_le_bytes()].concat()
+        })
+        .collect();
+    let arrays = VertexArrays {
+        position: Some(AttribArray {
+            size: 3,
+            ty: AttribType::Byte,
+            normalized: false,
+            stride: 0,
+            data: &positions,
+        }),
+        texcoord: Some(AttribArray {
+            size: 2,
+            ty: AttribType::Float,
+            normalized: false,
+            stride: 0,
+            data: &texcoords,
+        }),
+        ..Default::default()
+    };
+    let mut frame = |k: u32, target: &mut Surface| {
+        let (ax, ay, az) = model_angles(k);
+        ctx.load_identity();
+        ctx.translatef(0.0, 0.0, -40.0);
+        ctx.rotatef(ax, 1.0, 0.0, 0.0);
+        ctx.rotatef(ay, 0.0, 1.0, 0.0);
+        ctx.rotatef(az, 0.0, 0.0, 1.0);
+        ctx.clear(gl::GL_COLOR_BUFFER_BIT, target);
+        for (face, &(angle, x, y, z)) in FACE_ROTATIONS.iter().enumerate() {
+            ctx.bind_texture(gl::GL_TEXTURE_2D, tex[face]);
+            ctx.rotatef(angle, x, y, z);
+            ctx.draw(
+                gl::GL_TRIANGLE_STRIP,
+                Indices::Range {
+                    first: 4 * face as u32,
+                    count: 4,
+                },
+                &arrays,
+                target,
+            );
+        }
+    };
+    frame(1, &mut target);
+    let frame1: Vec<[u8; 4]> = (0..h)
+        .flat_map(|y| (0..w).map(move |x| (x, y)))
+        .map(|(x, y)| target.color.get(x, y))
+        .collect();
+    for k in 2..=WARMUP {
+        frame(k, &mut target);
+    }
+    let start = Instant::now();
+    for k in 0..frames {
+        frame(WARMUP + 1 + k, &mut target);
+    }
+    let fps = f64::from(frames) / start.elapsed().as_secs_f64();
+    (fps, frame1)
+}
+
+/// A private daemon (VideoCore embedded, no display output) on a socket in a temporary
+/// directory, running on a thread of this process.
+struct PrivateDaemon {
+    socket: PathBuf,
+    dir: PathBuf,
+    stopper: vchiqd::Stopper,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PrivateDaemon {
+    fn start() -> Result<PrivateDaemon> {
+        let dir = std::env::temp_dir().join(format!("vchiq-bench-render-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let socket = dir.join("vchiq.sock");
+        let mut opts = vchiqd::DaemonOptions::new(socket.clone());
+        opts.socket_group = None;
+        opts.vc.display_width = BENCH_WIDTH;
+        opts.vc.display_height = BENCH_HEIGHT;
+        let daemon = vchiqd::Daemon::start(&opts)?;
+        let stopper = daemon.stopper();
+        let thread = std::thread::spawn(move || {
+            let _ = daemon.run(None);
+        });
+        Ok(PrivateDaemon {
+            socket,
+            dir,
+            stopper,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for PrivateDaemon {
+    fn drop(&mut self) {
+        self.stopper.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The hello_triangle client against a private daemon: frames per second after the warm-up.
+fn whole_stack(frames: u32) -> Result<f64> {
+    let daemon = PrivateDaemon::start()?;
+    let opts = ClientOptions {
+        socket: daemon.socket.clone(),
+        frames: WARMUP + frames,
+        pid_source: PidSource::ClientId,
+        region: Region::Full,
+        png: None,
+        progress: false,
+        verbose: false,
+    };
+    let t = run_client(&opts)?;
+    if t.size != (BENCH_WIDTH, BENCH_HEIGHT) {
+        bail!("the private daemon's display is {}x{}", t.size.0, t.size.1);
+    }
+    // A swap returns once a buffer is free: up to 3 frames (the surface's buffers) may
+    // still be waiting for their post when the loop ends.
+    let swaps = u64::from(WARMUP + frames);
+    if t.khan_posts + 3 < swaps {
+        bail!("{} KHAN posts for {swaps} swaps", t.khan_posts);
+    }
+    let timed: Duration = t.times[WARMUP as usize..].iter().sum();
+    drop(daemon);
+    Ok(f64::from(frames) / timed.as_secs_f64())
+}
+
+/// What the Mesa baseline measured.
+struct Mesa {
+    fps: f64,
+    renderer: String,
+    /// Frame 1, RGBA, top row first (the same-scene check).
+    frame1: Option<Vec<u8>>,
+}
+
+/// The baseline program, written for this project.
+const BASELINE_C: &str = include_str!("bench_render.c");
+
+/// Builds and runs the baseline; the error is the reason it was skipped.
+fn mesa_baseline(frames: u32, images: &[Vec<u8>; 3]) -> std::result::Result<Mesa, String> {
+    let dir = std::env::temp_dir().join(format!("vchiq-bench-mesa-{}", std::process::id()));
+    let result = mesa_in(&dir, frames, images);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn mesa_in(
+    dir: &std::path::Path,
+    frames: u32,
+    images: &[Vec<u8>; 3],
+) -> std::result::Result<Mesa, String> {
+    use std::process::Command;
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let src = dir.join("bench_render.c");
+    let exe = dir.join("bench_render");
+    let tex = dir.join("textures.rgb");
+    let frame1 = dir.join("frame1.rgba");
+    std::fs::write(&src, BASELINE_C).map_err(|e| format!("writing {}: {e}", src.display()))?;
+    std::fs::write(&tex, images.concat()).map_err(|e| format!("writing {}: {e}", tex.display()))?;
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = Command::new(&cc)
+        .arg("-O2")
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .args(["-lEGL", "-lGLESv1_CM", "-lm"])
+        .output()
+        .map_err(|e| format!("no C compiler: {cc}: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first = err
+            .lines()
+            .find(|l| l.contains("error"))
+            .unwrap_or_else(|| err.lines().next().unwrap_or(""));
+        return Err(format!(
+            "cannot build the EGL/GLES 1 program, are libegl-dev and libgles-dev installed? {}",
+            first.trim()
+        ));
+    }
+    let out = Command::new(&exe)
+        .env("EGL_PLATFORM", "surfaceless")
+        .args([
+            BENCH_WIDTH.to_string(),
+            BENCH_HEIGHT.to_string(),
+            frames.to_string(),
+        ])
+        .arg(&tex)
+        .arg(&frame1)
+        .output()
+        .map_err(|e| format!("running {}: {e}", exe.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "Mesa EGL surfaceless unavailable (libegl-mesa0, libgl1-mesa-dri): {}",
+            err.lines().last().unwrap_or("no message").trim()
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let field = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::trim)
+    };
+    let fps: f64 = field("fps:")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("unexpected output: {stdout}"))?;
+    let renderer = field("renderer:").unwrap_or("unknown").to_string();
+    if !renderer.contains("llvmpipe") {
+        return Err(format!("the EGL device is {renderer}, not llvmpipe"));
+    }
+    let frame1 = std::fs::read(&frame1)
+        .ok()
+        .filter(|b| b.len() == (BENCH_WIDTH * BENCH_HEIGHT * 4) as usize);
+    Ok(Mesa {
+        fps,
+        renderer,
+        frame1,
+    })
 }

@@ -7,6 +7,7 @@
 mod bench;
 mod daemon;
 mod demo;
+mod exec;
 mod hello;
 mod khronos_link;
 mod test;
@@ -51,6 +52,12 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Benchmarks, each beside a baseline measured in the same run.
     Bench(bench::BenchArgs),
+    /// Run an unmodified program against the daemon: /dev/vchiq as a file node in a private
+    /// mount namespace where FUSE can be used, else through the LD_PRELOAD shim.
+    Exec(exec::ExecArgs),
+    /// Namespace set-up for `vchiq exec` (runs the program with the node at /dev/vchiq).
+    #[command(hide = true)]
+    ExecInner(exec::ExecInnerArgs),
     /// Run a command as PID 1 of a new PID namespace (used by the demo and the tests).
     #[command(hide = true)]
     Nsexec(demo::NsExecArgs),
@@ -126,6 +133,8 @@ fn main() -> ExitCode {
         Command::HelloTriangle(a) => hello::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Exec(a) => exec::run(a),
+        Command::ExecInner(a) => exec::run_inner(a),
         Command::Nsexec(a) => demo::nsexec(a),
         Command::NsPid => demo::ns_pid(),
         Command::ProbeIdentity(a) => tools::probe_identity(a),

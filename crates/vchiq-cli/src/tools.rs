@@ -59,8 +59,13 @@ pub fn connect(socket: Option<PathBuf>) -> Result<Instance> {
 }
 
 pub fn status(a: StatusArgs) -> Result<ExitCode> {
+    if !a.self_ {
+        // Only HELLO and STATUS: this works even when the VideoCore is lost.
+        print!("{}", vchiq::daemon_status(socket_path(a.socket))?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let inst = connect(a.socket)?;
-    if a.self_ {
+    {
         let hello = inst.hello();
         let ns = std::fs::read_link("/proc/self/ns/pid").map(|p| p.display().to_string()).unwrap_or_default();
         println!("pid: {}", std::process::id());
@@ -70,9 +75,7 @@ pub fn status(a: StatusArgs) -> Result<ExitCode> {
         println!("uid: {}", hello.uid);
         println!("instance: {}", hello.instance);
         println!("socket: {}", inst.socket_path().display());
-        return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", inst.status()?);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -12,7 +12,10 @@ use common::*;
 /// Starts hello-triangle (in a PID namespace when `ns`), with one line per frame.
 fn hello(d: &TestDaemon, ns: bool, extra: &[&str]) -> Child {
     let mut args: Vec<String> = if ns { nsexec_prefix() } else { Vec::new() };
-    args.extend(["hello-triangle", "--progress", "--region", "left"].map(String::from));
+    args.extend(["hello-triangle", "--progress"].map(String::from));
+    if !extra.contains(&"--region") {
+        args.extend(["--region", "left"].map(String::from));
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut c = d.cmd(&a);
@@ -41,11 +44,6 @@ fn collect(child: &mut Child, idle: Duration) -> (Vec<String>, bool) {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return (lines, false),
         }
     }
-}
-
-fn kill_group(child: &mut Child) {
-    let _ = std::process::Command::new("kill").args(["-9", &format!("-{}", child.id())]).status();
-    let _ = child.wait();
 }
 
 fn frames(lines: &[String]) -> usize {

@@ -374,6 +374,27 @@ impl Instance {
     }
 }
 
+/// The daemon's state dump (`vchiq status`), without setting up an instance: only HELLO
+/// and STATUS, so that it works even when the VideoCore is lost and CONNECT would fail.
+///
+/// # Errors
+/// As [`Instance::connect_to`] for reaching the socket; [`Error::Closed`] or
+/// [`Error::Protocol`] when the daemon does not answer.
+pub fn daemon_status(path: impl AsRef<Path>) -> Result<String> {
+    let path = path.as_ref().to_path_buf();
+    let sock = sys::connect_seqpacket(&path).map_err(|e| Error::from_connect(path.clone(), e))?;
+    let transport = SocketTransport::new(sock)?;
+    let hello = HelloRequest { version: PROTOCOL_VERSION, flags: 0 };
+    let result = transport
+        .call(&Request::with(Op::Hello, &[hello.as_bytes()]))
+        .and_then(|r| r.check(Op::Hello))
+        .and_then(|_| transport.call(&Request::value(Op::Status, 0)));
+    transport.close();
+    let resp = result?;
+    resp.check(Op::Status)?;
+    Ok(String::from_utf8_lossy(&resp.payload).into_owned())
+}
+
 /// HELLO, GET_CONFIG, LIB_VERSION, CONNECT. Returns the attested identity and whether
 /// close-delivered is on.
 fn handshake(t: &dyn Transport) -> Result<(HelloInfo, bool)> {

@@ -84,7 +84,7 @@ mod transport;
 mod tests;
 
 pub use error::{Error, Result};
-pub use instance::{HelloInfo, Instance};
+pub use instance::{HelloInfo, Instance, daemon_status};
 pub use service::{CallbackFn, Event, Handler, Service, ServiceParams};
 pub use vchiq_abi::enums::{BulkMode, ServiceOption};
 pub use vchiq_abi::fourcc::FourCc;

@@ -630,8 +630,10 @@ impl Driver {
             if s.closed_events > before || matches!(s.phase, Phase::Closed | Phase::Hidden) {
                 break;
             }
-            // The link may have freed the port without a Closed event (peer already gone).
-            if s.link.is_none_or(|l| self.link.service_info(l).is_none()) || self.gpu_hang().is_some() {
+            // The link always reports a completed close with a Closed event, possibly after
+            // it has freed the port: wait for the event (SERVICE_CLOSED must be queued
+            // before REMOVE/CLOSE returns), unless the link itself is gone.
+            if s.link.is_none() || self.gpu_hang().is_some() {
                 break;
             }
             match blocking {

@@ -33,6 +33,7 @@ pub mod identity;
 pub mod link;
 pub mod server;
 pub mod sys;
+pub mod waiters;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -107,17 +108,27 @@ pub struct Daemon {
     listener: OwnedFd,
     stop: Arc<OwnedFd>,
     path: PathBuf,
+    /// False under socket activation: the socket file is then systemd's to keep.
+    owns_path: bool,
     max_clients: usize,
 }
 
 impl Daemon {
     /// Brings up the link and the VideoCore and starts listening.
     pub fn start(opts: &DaemonOptions) -> Result<Daemon, DaemonError> {
-        let path = opts.socket.clone();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| DaemonError::Listen { path: path.clone(), source })?;
+        let mut path = opts.socket.clone();
+        // systemd socket activation (packaging/systemd/vchiqd.socket): the listener is fd 3,
+        // already bound with the unit's mode and group; the socket file stays systemd's.
+        let activated = socket_activation();
+        if let Some((_, Some(bound))) = &activated {
+            path = bound.clone();
         }
-        if path.exists() {
+        if activated.is_none() {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|source| DaemonError::Listen { path: path.clone(), source })?;
+            }
+        }
+        if activated.is_none() && path.exists() {
             // A live daemon answers; a stale socket file is replaced.
             if std::os::unix::net::UnixStream::connect(&path).is_ok()
                 || connect_seqpacket_probe(&path)
@@ -128,14 +139,20 @@ impl Daemon {
         }
         let (link, runner) = link::bring_up(&opts.videocore, &opts.vc)?;
         let driver = Driver::new(link);
-        let listener = sys::seqpacket_listen(&path, 128).map_err(|source| DaemonError::Listen { path: path.clone(), source })?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(opts.socket_mode))?;
-        if let Some(gid) = opts.socket_group.as_deref().and_then(sys::group_id) {
-            if let Err(e) = sys::chgrp(&path, gid) {
-                tracing::warn!("cannot give {} to group {:?}: {e}", path.display(), opts.socket_group);
+        let owns_path = activated.is_none();
+        let listener = if let Some((fd, _)) = activated {
+            fd
+        } else {
+            let listener = sys::seqpacket_listen(&path, 128).map_err(|source| DaemonError::Listen { path: path.clone(), source })?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(opts.socket_mode))?;
+            if let Some(gid) = opts.socket_group.as_deref().and_then(sys::group_id) {
+                if let Err(e) = sys::chgrp(&path, gid) {
+                    tracing::warn!("cannot give {} to group {:?}: {e}", path.display(), opts.socket_group);
+                }
             }
-        }
+            listener
+        };
         let (runner, monitor, child_pid) = match runner {
             VideoCoreRunner::Process(mut child) => {
                 let pid = child.id();
@@ -149,7 +166,7 @@ impl Daemon {
             }
             r => (Some(r), None, None),
         };
-        tracing::info!("vchiqd listening on {}", path.display());
+        tracing::info!("vchiqd listening on {}{}", path.display(), if owns_path { "" } else { " (socket activation)" });
         Ok(Daemon {
             driver,
             runner,
@@ -158,6 +175,7 @@ impl Daemon {
             listener,
             stop: Arc::new(sys::eventfd()?),
             path,
+            owns_path,
             max_clients: opts.max_clients,
         })
     }
@@ -259,7 +277,9 @@ impl Daemon {
     }
 
     fn shutdown_videocore(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if self.owns_path {
+            let _ = std::fs::remove_file(&self.path);
+        }
         self.driver.link().shutdown();
         if let Some(VideoCoreRunner::Embedded(vc)) = self.runner.take() {
             vc.stop();
@@ -271,6 +291,39 @@ impl Daemon {
             let _ = m.join();
         }
     }
+}
+
+/// The listening socket passed by systemd (`sd_listen_fds`: `LISTEN_PID` is this process,
+/// `LISTEN_FDS` is 1, the socket is descriptor 3) and the path it is bound to, if any. The
+/// descriptor is moved to a close-on-exec one, so a VideoCore child process never holds it.
+fn socket_activation() -> Option<(OwnedFd, Option<PathBuf>)> {
+    const SD_LISTEN_FDS_START: i32 = 3;
+    let pid = std::env::var("LISTEN_PID").ok()?;
+    if pid.trim().parse::<u32>().ok()? != std::process::id() {
+        return None;
+    }
+    let count = std::env::var("LISTEN_FDS").unwrap_or_default();
+    if count.trim() != "1" || !sys::fd_is_open(SD_LISTEN_FDS_START) {
+        tracing::warn!("ignoring socket activation: LISTEN_FDS={count:?} (vchiqd takes exactly one socket)");
+        return None;
+    }
+    let inherited = sys::own_fd(SD_LISTEN_FDS_START);
+    let fd = match inherited.try_clone() {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::warn!("ignoring socket activation: cannot duplicate descriptor 3: {e}");
+            std::mem::forget(inherited);
+            return None;
+        }
+    };
+    drop(inherited);
+    let bound = fd
+        .try_clone()
+        .ok()
+        .map(std::os::unix::net::UnixListener::from)
+        .and_then(|l| l.local_addr().ok())
+        .and_then(|a| a.as_pathname().map(Path::to_owned));
+    Some((fd, bound))
 }
 
 fn connect_seqpacket_probe(path: &Path) -> bool {

@@ -20,11 +20,10 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use crate::driver::{Blocking, BulkSink, CancelToken, CreateService, Driver, DriverError, Errno, Instance};
 use crate::sys;
+use crate::waiters::Waiters;
 
 /// The largest bulk a socket client may move in one request (the link's arena is shared).
 pub const MAX_BULK: u32 = 16 << 20;
-
-const THREAD_STACK: usize = 256 * 1024;
 
 /// One client connection.
 pub struct Connection {
@@ -33,6 +32,7 @@ pub struct Connection {
     sock: OwnedFd,
     send_lock: Mutex<()>,
     pending: Mutex<HashMap<u32, Arc<CancelToken>>>,
+    waiters: Arc<Waiters>,
 }
 
 type Reply = (i64, Vec<u8>);
@@ -84,6 +84,7 @@ impl Connection {
             sock,
             send_lock: Mutex::new(()),
             pending: Mutex::new(HashMap::new()),
+            waiters: Waiters::new(),
         });
         let mut buf = vec![0u8; wire::MAX_REQUEST];
         loop {
@@ -112,6 +113,7 @@ impl Connection {
             conn.driver.cancel(&conn.inst, token);
         }
         conn.driver.release_instance(&conn.inst);
+        conn.waiters.close();
     }
 
     fn reply(&self, tag: u32, result: i64, payload: &[u8], fd: Option<&OwnedFd>) {
@@ -129,12 +131,12 @@ impl Connection {
         let token = CancelToken::new();
         self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(tag, token.clone());
         let conn = self.clone();
-        let spawned = std::thread::Builder::new().name("vchiqd-wait".into()).stack_size(THREAD_STACK).spawn(move || {
+        let submitted = self.waiters.submit(Box::new(move || {
             let (result, payload) = f(&conn, &token);
             conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&tag);
             conn.reply(tag, result, &payload, None);
-        });
-        if spawned.is_err() {
+        }));
+        if !submitted {
             self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&tag);
             self.reply(tag, -i64::from(libc::EAGAIN), &[], None);
         }

@@ -485,3 +485,9 @@ pub fn sealed_memfd(data: &[u8], size: u64, seals: i32) -> io::Result<OwnedFd> {
     }
     Ok(fd)
 }
+
+/// Sends a signal to one process.
+pub fn signal(pid: u32, signal: i32) {
+    // SAFETY: plain kill(2) on a positive pid.
+    let _ = unsafe { libc::kill(pid as libc::pid_t, signal) };
+}

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use vchiq::{BulkMode, Event, Handler, Instance, Service, ServiceParams};
 
 use super::{
-    Failed, NUM_BULK_BUFS, Options, Signal, Status, TestParams, VCHIQ_TEST_VER, c_string, guarded, initialise, lock,
-    log_error, log_info, log_trace, msg,
+    Failed, NUM_BULK_BUFS, Options, Signal, Status, TestParams, VCHIQ_TEST_VER, c_string, guarded,
+    initialise, lock, log_error, log_info, log_trace, msg,
 };
 
 /// The state `clnt_callback` shares with the main thread (the real tool's globals).
@@ -126,7 +126,9 @@ pub fn clnt_callback(c: &Clnt, svc: &Service, ev: Event) {
         Event::Message(data) => {
             if data.len() <= 1 {
                 // A 1-byte reply is a sync point; 0 bytes is not.
-            } else if data.len() >= 4 && i32::from_le_bytes([data[0], data[1], data[2], data[3]]) == msg::ECHO {
+            } else if data.len() >= 4
+                && i32::from_le_bytes([data[0], data[1], data[2], data[3]]) == msg::ECHO
+            {
                 let block = usize::try_from(s.params.blocksize).unwrap_or(0);
                 let sent = &s.tx_data[s.ctrl_received as usize % NUM_BULK_BUFS];
                 let got = &data[..data.len().min(block)];
@@ -152,7 +154,10 @@ pub fn clnt_callback(c: &Clnt, svc: &Service, ev: Event) {
                 c.server_reply.signal();
             } else {
                 if i != s.bulk_tx_received {
-                    log_error(format_args!("BULK_TRANSMIT_DONE({i}) != expected {}", s.bulk_tx_received));
+                    log_error(format_args!(
+                        "BULK_TRANSMIT_DONE({i}) != expected {}",
+                        s.bulk_tx_received
+                    ));
                 }
                 s.bulk_tx_received += 1;
                 if s.bulk_tx_sent < s.params.iters {
@@ -171,11 +176,17 @@ pub fn clnt_callback(c: &Clnt, svc: &Service, ev: Event) {
             let i = userdata as i32;
             log_trace(format_args!("  BULK_RECEIVE_DONE({i})"));
             if i != s.bulk_rx_received {
-                log_error(format_args!("BULK_RECEIVE_DONE({i}) != expected {}", s.bulk_rx_received));
+                log_error(format_args!(
+                    "BULK_RECEIVE_DONE({i}) != expected {}",
+                    s.bulk_rx_received
+                ));
             }
             let sent = &s.tx_data[i as usize % NUM_BULK_BUFS];
             if s.params.verify != 0 && !mem_check(sent, &data) {
-                log_error(format_args!("* Data corruption - {i}: {}, {}, {}", 0, 0, s.params.blocksize));
+                log_error(format_args!(
+                    "* Data corruption - {i}: {}, {}, {}",
+                    0, 0, s.params.blocksize
+                ));
             }
             s.bulk_rx_received += 1;
             if s.bulk_rx_sent < s.params.iters {
@@ -189,11 +200,17 @@ pub fn clnt_callback(c: &Clnt, svc: &Service, ev: Event) {
                 s.bulk_rx_sent += 1;
             }
         }
-        Event::BulkTransmitAborted { userdata } => log_info(format_args!("  BULK_TRANSMIT_ABORTED({userdata})")),
-        Event::BulkReceiveAborted { userdata } => log_info(format_args!("  BULK_RECEIVE_ABORTED({userdata})")),
+        Event::BulkTransmitAborted { userdata } => {
+            log_info(format_args!("  BULK_TRANSMIT_ABORTED({userdata})"))
+        }
+        Event::BulkReceiveAborted { userdata } => {
+            log_info(format_args!("  BULK_RECEIVE_ABORTED({userdata})"))
+        }
         Event::Opened | Event::Closed | Event::MessageAvailable => {}
     }
-    if s.bulk_tx_received == s.params.iters && (s.params.echo == 0 || s.bulk_rx_received == s.params.iters) {
+    if s.bulk_tx_received == s.params.iters
+        && (s.params.echo == 0 || s.bulk_rx_received == s.params.iters)
+    {
         c.shutdown.signal();
     }
 }
@@ -201,7 +218,9 @@ pub fn clnt_callback(c: &Clnt, svc: &Service, ev: Event) {
 /// Opens the `-s` service with `clnt_callback`, printing the real message on failure.
 pub fn open_clnt(instance: &Instance, o: &Options, clnt: &Arc<Clnt>) -> Status<Service> {
     let params = ServiceParams::new(o.fourcc(), VCHIQ_TEST_VER, VCHIQ_TEST_VER);
-    match guarded("vchiq_open_service", || instance.open_service(params, clnt.handler())) {
+    match guarded("vchiq_open_service", || {
+        instance.open_service(params, clnt.handler())
+    }) {
         Ok(s) => Ok(s),
         Err(e) => {
             println!("* failed to open service - already in use?");
@@ -225,7 +244,11 @@ fn finish(instance: Instance, svc: &Service) {
 
 /// `Elapsed time: <n>us per iteration` (integer microseconds, as the real tool).
 fn print_elapsed(elapsed: Duration, iters: i32) {
-    let per = if iters > 0 { elapsed.as_micros() as u64 / iters as u64 } else { 0 };
+    let per = if iters > 0 {
+        elapsed.as_micros() as u64 / iters as u64
+    } else {
+        0
+    };
     println!("Elapsed time: {per}us per iteration");
 }
 
@@ -249,11 +272,16 @@ pub fn ctrl_test(o: &Options) -> Status {
     let instance = initialise()?;
     let clnt = Clnt::new(params, tx_data.clone());
     let svc = open_clnt(&instance, o, &clnt)?;
-    println!("Ctrl test - service:{}, block size:{}, iters:{}", o.servname, params.blocksize, params.iters);
+    println!(
+        "Ctrl test - service:{}, block size:{}, iters:{}",
+        o.servname, params.blocksize, params.iters
+    );
     let start = Instant::now();
     let mut failed = false;
     for i in 0..params.iters.max(0) as usize {
-        if let Err(e) = guarded("vchiq_queue_message", || svc.queue_message(&tx_data[i % NUM_BULK_BUFS])) {
+        if let Err(e) = guarded("vchiq_queue_message", || {
+            svc.queue_message(&tx_data[i % NUM_BULK_BUFS])
+        }) {
             println!("* failed to send a message");
             log_error(format_args!("{e}"));
             failed = true;
@@ -268,7 +296,11 @@ pub fn ctrl_test(o: &Options) -> Status {
     log_trace(format_args!("Sent all messages"));
     if !failed && params.echo != 0 && params.iters > 0 {
         log_trace(format_args!("vchiq_test: waiting for shutdown"));
-        if clnt.shutdown.wait_progress("the echoed messages", || clnt.progress()).is_err() {
+        if clnt
+            .shutdown
+            .wait_progress("the echoed messages", || clnt.progress())
+            .is_err()
+        {
             failed = true;
         }
     }
@@ -306,9 +338,14 @@ pub fn bulk_test(o: &Options) -> Status {
     params.echo = i32::from(o.want_echo);
     let clnt = Clnt::new(params, tx_data.clone());
     let svc = open_clnt(&instance, o, &clnt)?;
-    println!("Bulk test - service:{}, block size:{}, iters:{}", o.servname, params.blocksize, params.iters);
+    println!(
+        "Bulk test - service:{}, block size:{}, iters:{}",
+        o.servname, params.blocksize, params.iters
+    );
 
-    if let Err(e) = guarded("vchiq_queue_message(CONFIG)", || svc.queue_message(&params.to_bytes())) {
+    if let Err(e) = guarded("vchiq_queue_message(CONFIG)", || {
+        svc.queue_message(&params.to_bytes())
+    }) {
         log_error(format_args!("* failed to send the configuration: {e}"));
         return Err(Failed);
     }
@@ -335,7 +372,9 @@ pub fn bulk_test(o: &Options) -> Status {
             log_trace(format_args!("vchiq_test: queued bulk tx {i}"));
             s.bulk_tx_sent += 1;
             if params.echo != 0 {
-                let rx = guarded("vchiq_queue_bulk_receive", || svc.bulk_receive(block, BulkMode::Callback, i as u64));
+                let rx = guarded("vchiq_queue_bulk_receive", || {
+                    svc.bulk_receive(block, BulkMode::Callback, i as u64)
+                });
                 if let Err(e) = rx {
                     log_error(format_args!("* failed to queue bulk receive {i}: {e}"));
                     return Err(Failed);
@@ -348,7 +387,8 @@ pub fn bulk_test(o: &Options) -> Status {
     log_trace(format_args!("Sent all messages"));
     log_trace(format_args!("vchiq_test: waiting for shutdown"));
     if params.iters > 0 {
-        clnt.shutdown.wait_progress("the bulk transfers", || clnt.progress())?;
+        clnt.shutdown
+            .wait_progress("the bulk transfers", || clnt.progress())?;
     }
     let elapsed = start.elapsed();
     if let Some(err) = clnt.server_error() {

@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 use vchiq::BulkMode;
 
 use super::ctrl::{Clnt, open_clnt};
-use super::{FAILURE, Failed, Options, Status, VCHIQ_TEST_VER, WAIT_TIMEOUT, guarded, initialise, log_error};
+use super::{
+    FAILURE, Failed, Options, Status, VCHIQ_TEST_VER, WAIT_TIMEOUT, guarded, initialise, log_error,
+};
 
 /// How long the signal test lets its transmit block before interrupting it.
 pub const SIGNAL_DELAY: Duration = Duration::from_secs(2);
@@ -33,13 +35,19 @@ pub const TIMER_LINES: u32 = 10;
 
 /// `-i`: the signal test.
 pub fn signal_test(o: &Options) -> Status {
-    println!("signal test - service:{}, iters:{}, version {}", o.servname, o.params.iters, VCHIQ_TEST_VER);
+    println!(
+        "signal test - service:{}, iters:{}, version {}",
+        o.servname, o.params.iters, VCHIQ_TEST_VER
+    );
     let instance = initialise()?;
     let clnt = Clnt::new(o.params, vec![Vec::new(); super::NUM_BULK_BUFS]);
     let svc = open_clnt(&instance, o, &clnt)?;
 
     // The real tool sends its `sizes` array {0, 1024, 2048, 4088}: 16 bytes.
-    let data: Vec<u8> = [0i32, 1024, 2048, 4088].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let data: Vec<u8> = [0i32, 1024, 2048, 4088]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
     let (tx, rx) = channel();
     let sender = svc.clone();
     let started = Instant::now();
@@ -75,11 +83,16 @@ pub fn signal_test(o: &Options) -> Status {
         ok = false;
     }
     match rx.recv_timeout(WAIT_TIMEOUT) {
-        Ok(Ok(())) => println!("blocking bulk transmit completed after the close (the data was consumed)"),
+        Ok(Ok(())) => {
+            println!("blocking bulk transmit completed after the close (the data was consumed)")
+        }
         Ok(Err(e)) => println!("blocking bulk transmit ended with an error, as expected: {e}"),
         Err(RecvTimeoutError::Disconnected) => {}
         Err(RecvTimeoutError::Timeout) => {
-            println!("* blocking bulk transmit still blocked {} s after the service was closed", WAIT_TIMEOUT.as_secs());
+            println!(
+                "* blocking bulk transmit still blocked {} s after the service was closed",
+                WAIT_TIMEOUT.as_secs()
+            );
             // The process exits with the thread still blocked.
             return Err(Failed);
         }
@@ -114,13 +127,17 @@ pub fn setup_auto_kill(ms: i32) {
     if ms <= 0 {
         return;
     }
-    let _ = std::thread::Builder::new().name("auto-kill".into()).spawn(move || {
-        std::thread::sleep(Duration::from_millis(ms as u64));
-        println!("Sending signal SIGKILL");
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
-        let pid = std::process::id().to_string();
-        let _ = std::process::Command::new("kill").args(["-KILL", &pid]).status();
-        std::process::exit(i32::from(FAILURE));
-    });
+    let _ = std::thread::Builder::new()
+        .name("auto-kill".into())
+        .spawn(move || {
+            std::thread::sleep(Duration::from_millis(ms as u64));
+            println!("Sending signal SIGKILL");
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            let pid = std::process::id().to_string();
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid])
+                .status();
+            std::process::exit(i32::from(FAILURE));
+        });
 }

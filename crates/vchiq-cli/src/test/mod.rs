@@ -127,7 +127,7 @@ impl TestParams {
     pub const SIZE: usize = 40;
 
     /// The 40-byte little-endian wire form.
-    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+    pub fn to_bytes(self) -> [u8; Self::SIZE] {
         let words = [
             self.magic,
             self.blocksize,
@@ -222,7 +222,11 @@ pub fn run(a: TestArgs) -> Result<ExitCode> {
         Mode::Signal => misc::signal_test(&opts),
     };
     let _ = std::io::stdout().flush();
-    Ok(if status.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(FAILURE) })
+    Ok(if status.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(FAILURE)
+    })
 }
 
 /// C `atoi`: optional blanks and sign, then digits; anything else gives 0.
@@ -247,7 +251,11 @@ pub fn atoi(s: &str) -> i32 {
 /// `-t` and `-r` act during parsing, as in the real tool. Usage errors print the usage
 /// text and exit 255 (the real `usage()` exits 1; the project's contract is 255).
 pub fn parse(args: &[String]) -> Parsed {
-    let args: Vec<&str> = args.iter().map(String::as_str).skip_while(|a| *a == "--").collect();
+    let args: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .skip_while(|a| *a == "--")
+        .collect();
     let mut o = Options {
         mode: Mode::Functional,
         params: TestParams::default(),
@@ -325,7 +333,9 @@ pub fn parse(args: &[String]) -> Parsed {
             },
             "-t" => {
                 // The real check loops forever; here a following number bounds it.
-                let lines = args.get(n).map_or(misc::TIMER_LINES, |v| atoi(v).max(1) as u32);
+                let lines = args
+                    .get(n)
+                    .map_or(misc::TIMER_LINES, |v| atoi(v).max(1) as u32);
                 misc::check_timer(lines);
                 return Parsed::Exit(0);
             }
@@ -453,7 +463,11 @@ macro_rules! expect_ok {
         };
         match r {
             Ok(v) => {
-                $crate::test::log_trace(format_args!("{}: {} == VCHIQ_SUCCESS", line!(), stringify!($e)));
+                $crate::test::log_trace(format_args!(
+                    "{}: {} == VCHIQ_SUCCESS",
+                    line!(),
+                    stringify!($e)
+                ));
                 v
             }
             Err(e) => {
@@ -514,7 +528,12 @@ macro_rules! expect_eq {
             ));
             return Err($crate::test::Failed);
         }
-        $crate::test::log_trace(format_args!("{}: {} == {}", line!(), stringify!($e), stringify!($v)));
+        $crate::test::log_trace(format_args!(
+            "{}: {} == {}",
+            line!(),
+            stringify!($e),
+            stringify!($v)
+        ));
     }};
 }
 
@@ -547,7 +566,11 @@ impl Signal {
             if now >= deadline {
                 return false;
             }
-            set = self.cv.wait_timeout(set, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
+            set = self
+                .cv
+                .wait_timeout(set, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
         *set = false;
         true
@@ -559,7 +582,10 @@ impl Signal {
         if self.wait_for(WAIT_TIMEOUT) {
             Ok(())
         } else {
-            log_error(format_args!("* timed out after {} s waiting for {what}", WAIT_TIMEOUT.as_secs()));
+            log_error(format_args!(
+                "* timed out after {} s waiting for {what}",
+                WAIT_TIMEOUT.as_secs()
+            ));
             Err(Failed)
         }
     }
@@ -603,22 +629,27 @@ static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
 fn watched() -> &'static Mutex<Watched> {
     WATCHED.get_or_init(|| {
         // The watchdog polls: arming and disarming are then just a map insert and remove.
-        let _ = std::thread::Builder::new().name("vchiq-test-watchdog".into()).spawn(|| {
-            loop {
-                std::thread::sleep(Duration::from_millis(250));
-                let late = {
-                    let w = lock(watched());
-                    w.calls.values().find(|(_, t)| t.elapsed() > WAIT_TIMEOUT).map(|(what, _)| *what)
-                };
-                if let Some(what) = late {
-                    log_error(format_args!(
-                        "* no answer after {} s: {what} is still blocked; giving up",
-                        WAIT_TIMEOUT.as_secs()
-                    ));
-                    std::process::exit(i32::from(FAILURE));
+        let _ = std::thread::Builder::new()
+            .name("vchiq-test-watchdog".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(Duration::from_millis(250));
+                    let late = {
+                        let w = lock(watched());
+                        w.calls
+                            .values()
+                            .find(|(_, t)| t.elapsed() > WAIT_TIMEOUT)
+                            .map(|(what, _)| *what)
+                    };
+                    if let Some(what) = late {
+                        log_error(format_args!(
+                            "* no answer after {} s: {what} is still blocked; giving up",
+                            WAIT_TIMEOUT.as_secs()
+                        ));
+                        std::process::exit(i32::from(FAILURE));
+                    }
                 }
-            }
-        });
+            });
         Mutex::new(Watched::default())
     })
 }
@@ -677,15 +708,37 @@ mod tests {
 
     #[test]
     fn parses_like_the_real_tool() {
-        let Parsed::Run(o) = parse(&args("-f 2")) else { panic!() };
+        let Parsed::Run(o) = parse(&args("-f 2")) else {
+            panic!()
+        };
         assert_eq!((o.mode, o.params.iters), (Mode::Functional, 2));
-        let Parsed::Run(o) = parse(&args("-p")) else { panic!() };
+        let Parsed::Run(o) = parse(&args("-p")) else {
+            panic!()
+        };
         assert_eq!((o.mode, o.params.iters), (Mode::Ping, 1000));
-        let Parsed::Run(o) = parse(&args("-s fun2 -q -e -m 5 -M 6 -A 1 2 -b 16 20")) else { panic!() };
-        assert_eq!((o.mode, o.params.blocksize, o.params.iters), (Mode::Bulk, 16, 20));
-        assert_eq!((o.params.verify, o.want_echo, o.servname.as_str()), (0, false, "fun2"));
-        assert_eq!((o.params.client_message_quota, o.params.server_message_quota), (5, 6));
-        assert_eq!((o.params.align_size, o.params.client_align, o.params.server_align), (4096, 1, 2));
+        let Parsed::Run(o) = parse(&args("-s fun2 -q -e -m 5 -M 6 -A 1 2 -b 16 20")) else {
+            panic!()
+        };
+        assert_eq!(
+            (o.mode, o.params.blocksize, o.params.iters),
+            (Mode::Bulk, 16, 20)
+        );
+        assert_eq!(
+            (o.params.verify, o.want_echo, o.servname.as_str()),
+            (0, false, "fun2")
+        );
+        assert_eq!(
+            (o.params.client_message_quota, o.params.server_message_quota),
+            (5, 6)
+        );
+        assert_eq!(
+            (
+                o.params.align_size,
+                o.params.client_align,
+                o.params.server_align
+            ),
+            (4096, 1, 2)
+        );
         assert!(matches!(parse(&args("-x -f")), Parsed::Exit(255)));
         assert!(matches!(parse(&args("-f -p")), Parsed::Exit(255)));
         assert!(matches!(parse(&args("2")), Parsed::Exit(255)));
@@ -696,7 +749,10 @@ mod tests {
 
     #[test]
     fn atoi_and_params() {
-        assert_eq!((atoi("12x"), atoi("-3"), atoi("x"), atoi(" 7")), (12, -3, 0, 7));
+        assert_eq!(
+            (atoi("12x"), atoi("-3"), atoi("x"), atoi(" 7")),
+            (12, -3, 0, 7)
+        );
         let b = TestParams::default().to_bytes();
         assert_eq!(&b[..8], &[4, 0, 0, 0, 64, 0, 0, 0]);
         assert_eq!(c_float(0.0 / 0.0), "-nan");

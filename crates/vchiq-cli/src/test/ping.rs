@@ -33,8 +33,8 @@ use vchiq::{BulkMode, Error, Event, Handler, Service, ServiceOption, ServicePara
 
 use super::ctrl::{Clnt, open_clnt};
 use super::{
-    Failed, Options, Signal, Status, TestParams, VCHIQ_TEST_VER, c_string, guarded, initialise, lock, log_error,
-    log_trace, msg, per_iter_us,
+    Failed, Options, Signal, Status, TestParams, VCHIQ_TEST_VER, c_string, guarded, initialise,
+    lock, log_error, log_trace, msg, per_iter_us,
 };
 
 /// vchiq_if.h: `VCHIQ_MAX_MSG_SIZE`.
@@ -186,13 +186,25 @@ fn transmit(svc: &Service, data: &[u8], mode: BulkMode) -> Status {
 }
 
 fn set_quota(svc: &Service, quota: i32) {
-    if let Err(e) = guarded("vchiq_set_service_option", || svc.set_option(ServiceOption::MessageQuota, quota)) {
-        log_error(format_args!("vchiq_set_service_option(MESSAGE_QUOTA, {quota}): {e}"));
+    if let Err(e) = guarded("vchiq_set_service_option", || {
+        svc.set_option(ServiceOption::MessageQuota, quota)
+    }) {
+        log_error(format_args!(
+            "vchiq_set_service_option(MESSAGE_QUOTA, {quota}): {e}"
+        ));
     }
 }
 
 /// `do_vchi_ping_test`: one size and variant through the VCHI (queue) API.
-fn vchi_ping(svc: &Service, v: &Vchi, o: &Options, size: usize, asyn: usize, oneway: usize, iters: i32) -> Status {
+fn vchi_ping(
+    svc: &Service,
+    v: &Vchi,
+    o: &Options,
+    size: usize,
+    asyn: usize,
+    oneway: usize,
+    iters: i32,
+) -> Status {
     // Set up the quotas for messages.
     let mut params = o.params;
     params.magic = msg::CONFIG;
@@ -211,17 +223,25 @@ fn vchi_ping(svc: &Service, v: &Vchi, o: &Options, size: usize, asyn: usize, one
         let start = Instant::now();
         for _ in 0..iters {
             send(svc, &buf[..msg_size])?;
-            let reply = guarded("vchi_msg_dequeue(BLOCK_UNTIL_OP_COMPLETE)", || svc.dequeue(true));
+            let reply = guarded("vchi_msg_dequeue(BLOCK_UNTIL_OP_COMPLETE)", || {
+                svc.dequeue(true)
+            });
             match reply {
                 Ok(d) if d.len() <= PONG_BUF => {}
-                Ok(d) => log_error(format_args!("* reply of {} bytes does not fit the {PONG_BUF}-byte buffer", d.len())),
+                Ok(d) => log_error(format_args!(
+                    "* reply of {} bytes does not fit the {PONG_BUF}-byte buffer",
+                    d.len()
+                )),
                 Err(e) => {
                     log_error(format_args!("vchi_msg_dequeue: {e}"));
                     return Err(Failed);
                 }
             }
         }
-        println!("vchi ping (size {size}) -> {}us", per_iter_us(start.elapsed(), iters));
+        println!(
+            "vchi ping (size {size}) -> {}us",
+            per_iter_us(start.elapsed(), iters)
+        );
         sleep_ms(10);
         lock(&v.state).sync_mode = false;
     }
@@ -263,7 +283,10 @@ fn vchi_ping(svc: &Service, v: &Vchi, o: &Options, size: usize, asyn: usize, one
             transmit(svc, &buf[..block], BulkMode::Callback)?;
             v.server_reply.wait("BULK_TRANSMIT_DONE")?;
         }
-        println!("vchi bulk (size {size}, async) -> {}us", per_iter_us(start.elapsed(), iters));
+        println!(
+            "vchi bulk (size {size}, async) -> {}us",
+            per_iter_us(start.elapsed(), iters)
+        );
         sleep_ms(40);
     }
 
@@ -282,7 +305,10 @@ fn vchi_ping(svc: &Service, v: &Vchi, o: &Options, size: usize, asyn: usize, one
             // VCHI_FLAGS_BLOCK_UNTIL_DATA_READ
             transmit(svc, &buf[..block], BulkMode::Blocking)?;
         }
-        println!("vchi bulk (size {size}, {asyn} async) -> {}us", per_iter_us(start.elapsed(), iters));
+        println!(
+            "vchi bulk (size {size}, {asyn} async) -> {}us",
+            per_iter_us(start.elapsed(), iters)
+        );
         sleep_ms(60);
     }
     lock(&v.state).bulk_tx_received = 0;
@@ -290,7 +316,15 @@ fn vchi_ping(svc: &Service, v: &Vchi, o: &Options, size: usize, asyn: usize, one
 }
 
 /// `do_ping_test`: one size and variant through the VCHIQ (callback) API.
-fn vchiq_ping(svc: &Service, c: &Clnt, o: &Options, size: usize, asyn: usize, oneway: usize, iters: i32) -> Status {
+fn vchiq_ping(
+    svc: &Service,
+    c: &Clnt,
+    o: &Options,
+    size: usize,
+    asyn: usize,
+    oneway: usize,
+    iters: i32,
+) -> Status {
     let mut params = o.params;
     params.magic = msg::CONFIG;
     params.blocksize = 0;
@@ -318,7 +352,10 @@ fn vchiq_ping(svc: &Service, c: &Clnt, o: &Options, size: usize, asyn: usize, on
         send(svc, &buf[..msg_size])?;
         c.server_reply.wait("the reply to MSG_SYNC")?;
     }
-    println!("ping (size {size}, {asyn} async, {oneway} oneway) -> {}us", per_iter_us(start.elapsed(), iters));
+    println!(
+        "ping (size {size}, {asyn} async, {oneway} oneway) -> {}us",
+        per_iter_us(start.elapsed(), iters)
+    );
     sleep_ms(20);
 
     if asyn == 0 && oneway == 0 {
@@ -332,7 +369,10 @@ fn vchiq_ping(svc: &Service, c: &Clnt, o: &Options, size: usize, asyn: usize, on
             transmit(svc, &buf[..block], BulkMode::Callback)?;
             c.server_reply.wait("BULK_TRANSMIT_DONE")?;
         }
-        println!("bulk (size {size}, async) -> {}us", per_iter_us(start.elapsed(), iters));
+        println!(
+            "bulk (size {size}, async) -> {}us",
+            per_iter_us(start.elapsed(), iters)
+        );
         sleep_ms(40);
     }
 
@@ -349,7 +389,10 @@ fn vchiq_ping(svc: &Service, c: &Clnt, o: &Options, size: usize, asyn: usize, on
             }
             transmit(svc, &buf[..block], BulkMode::Blocking)?;
         }
-        println!("bulk (size {size}, {asyn} async) -> {}us", per_iter_us(start.elapsed(), iters));
+        println!(
+            "bulk (size {size}, {asyn} async) -> {}us",
+            per_iter_us(start.elapsed(), iters)
+        );
         sleep_ms(60);
     }
     lock(&c.state).bulk_tx_received = 0;
@@ -374,12 +417,17 @@ impl Drop for Pump {
 /// `-p`: the ping test.
 pub fn run(o: &Options) -> Status {
     let iters = o.params.iters;
-    println!("Ping test - service:{}, iters:{}, version {}", o.servname, iters, VCHIQ_TEST_VER);
+    println!(
+        "Ping test - service:{}, iters:{}, version {}",
+        o.servname, iters, VCHIQ_TEST_VER
+    );
     let instance = initialise()?;
     let params = ServiceParams::new(o.fourcc(), VCHIQ_TEST_VER, VCHIQ_TEST_VER);
 
     // Part 1: VCHI (vchi_service_open, is_vchi = 1).
-    let vchi = match guarded("vchi_service_open", || instance.open_service(params, Handler::Queue)) {
+    let vchi = match guarded("vchi_service_open", || {
+        instance.open_service(params, Handler::Queue)
+    }) {
         Ok(s) => s,
         Err(e) => {
             println!("* failed to open service - already in use?");
@@ -391,9 +439,14 @@ pub fn run(o: &Options) -> Status {
         let v = Arc::new(Vchi::default());
         let thread = {
             let (svc, v) = (vchi.clone(), Arc::clone(&v));
-            std::thread::Builder::new().name("vchi-callback".into()).spawn(move || vchi_pump(svc, v))
+            std::thread::Builder::new()
+                .name("vchi-callback".into())
+                .spawn(move || vchi_pump(svc, v))
         };
-        let _pump = Pump { v: Arc::clone(&v), thread: thread.ok() };
+        let _pump = Pump {
+            v: Arc::clone(&v),
+            thread: thread.ok(),
+        };
         for size in SIZES {
             for (asyn, oneway, div) in VARIANTS {
                 vchi_ping(&vchi, &v, o, size, asyn, oneway, iters / div)?;

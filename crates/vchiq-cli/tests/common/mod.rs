@@ -25,7 +25,10 @@ impl TestDaemon {
         let dir = std::env::temp_dir().join(format!(
             "vchiq-test-{}-{}",
             std::process::id(),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let socket = dir.join("vchiq.sock");
@@ -42,7 +45,10 @@ impl TestDaemon {
         let d = TestDaemon { child, dir, socket };
         let t0 = Instant::now();
         while !d.socket.exists() {
-            assert!(t0.elapsed() < Duration::from_secs(20), "daemon did not create its socket");
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "daemon did not create its socket"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         d
@@ -68,7 +74,10 @@ impl TestDaemon {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s.code();
             }
-            assert!(t0.elapsed() < Duration::from_secs(20), "daemon did not stop on SIGTERM");
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "daemon did not stop on SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -86,14 +95,28 @@ impl Drop for TestDaemon {
     }
 }
 
-/// Sends a signal with the `kill` command (the tests stay free of unsafe code).
+/// Sends a signal to one process.
 pub fn unsafe_free_kill(pid: u32, sig: i32) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    assert!(pid > 1, "refusing to signal pid {pid}");
+    vchiqd::sys::signal(pid, sig);
+}
+
+/// Sends SIGKILL to a process group (a child spawned with `process_group(0)`).
+pub fn kill_group(child: &mut std::process::Child) {
+    let pid = child.id();
+    assert!(pid > 1, "refusing to signal group {pid}");
+    vchiqd::sys::kill_process_group(pid, 9);
+    let _ = child.wait();
 }
 
 /// Runs a command, killing it after `limit`.
 pub fn run_with_limit(mut cmd: Command, limit: Duration) -> (Option<i32>, String, String) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).spawn().expect("spawn");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn");
     let out = child.stdout.take().unwrap();
     let err = child.stderr.take().unwrap();
     let to = std::thread::spawn(move || std::io::read_to_string(out).unwrap_or_default());
@@ -131,17 +154,23 @@ pub fn read_keys(reader: &mut impl BufRead, n: usize) -> std::collections::HashM
 
 /// Whether PID namespaces can be created here (as root, or through a user namespace).
 pub fn namespaces_available() -> bool {
-    let out = Command::new(exe()).args(["nsexec", "--", exe(), "ns-pid"]).output();
+    let out = Command::new(exe())
+        .args(["nsexec", "--", exe(), "ns-pid"])
+        .output();
     if matches!(&out, Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "1") {
         return true;
     }
-    let out = Command::new(exe()).args(["nsexec", "--user", "--", exe(), "ns-pid"]).output();
+    let out = Command::new(exe())
+        .args(["nsexec", "--user", "--", exe(), "ns-pid"])
+        .output();
     matches!(&out, Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "1")
 }
 
 /// The nsexec arguments that work here (with `--user` when not root).
 pub fn nsexec_prefix() -> Vec<String> {
-    let out = Command::new(exe()).args(["nsexec", "--", exe(), "ns-pid"]).output();
+    let out = Command::new(exe())
+        .args(["nsexec", "--", exe(), "ns-pid"])
+        .output();
     if matches!(&out, Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "1") {
         vec!["nsexec".into(), "--".into(), exe().into()]
     } else {

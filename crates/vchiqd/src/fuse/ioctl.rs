@@ -12,8 +12,8 @@
 use std::sync::Arc;
 
 use vchiq_abi::args::{
-    AbiArgs, AwaitCompletionArgs, CompletionDataArgs, CreateServiceArgs, DequeueMessageArgs, ElementArgs, GetConfigArgs,
-    QueueBulkTransferArgs, QueueMessageArgs, SetServiceOptionArgs,
+    AbiArgs, AwaitCompletionArgs, CompletionDataArgs, CreateServiceArgs, DequeueMessageArgs,
+    ElementArgs, GetConfigArgs, QueueBulkTransferArgs, QueueMessageArgs, SetServiceOptionArgs,
 };
 use vchiq_abi::defs::{MAX_COMPLETIONS, MAX_ELEMENTS, MAX_MSG_SIZE};
 use vchiq_abi::enums::BulkMode;
@@ -22,7 +22,9 @@ use zerocopy::FromBytes;
 
 use super::abi::{self, InHeader, IoctlIn};
 use super::{IoctlReply, Session, sys};
-use crate::driver::{BULK_INTERRUPTED, Blocking, BulkSink, CreateService, DriverError, Errno, Instance};
+use crate::driver::{
+    BULK_INTERRUPTED, Blocking, BulkSink, CreateService, DriverError, Errno, Instance,
+};
 use crate::server::MAX_BULK;
 
 /// The errno a driver error becomes at the ioctl boundary.
@@ -43,7 +45,9 @@ pub(super) struct Caller {
 fn vm_errno(e: std::io::Error) -> i32 {
     match e.raw_os_error() {
         Some(libc::EPERM) => {
-            tracing::warn!("process_vm_* refused (EPERM): the daemon needs ptrace rights over its clients");
+            tracing::warn!(
+                "process_vm_* refused (EPERM): the daemon needs ptrace rights over its clients"
+            );
             libc::EPERM
         }
         _ => libc::EFAULT,
@@ -122,15 +126,33 @@ pub(super) fn handle(s: &Arc<Session>, hdr: &InHeader, body: &[u8]) {
     let Ok((io, rest)) = IoctlIn::read_from_prefix(body) else {
         return s.reply_err(hdr.unique, libc::EINVAL);
     };
-    let Some(file) = s.file(io.fh) else { return s.reply_err(hdr.unique, libc::EBADF) };
-    let layout = if io.flags & abi::IOCTL_32BIT != 0 { Layout::Ilp32 } else { Layout::Lp64 };
+    let Some(file) = s.file(io.fh) else {
+        return s.reply_err(hdr.unique, libc::EBADF);
+    };
+    let layout = if io.flags & abi::IOCTL_32BIT != 0 {
+        Layout::Ilp32
+    } else {
+        Layout::Lp64
+    };
     // A number of the other layout (e.g. a 64-bit caller using ILP32 numbers) is unknown
     // to this caller, as it is to the kernel's native/compat handlers.
-    let Some(ioctl) = Ioctl::decode(io.cmd).map(|(i, _)| i).filter(|i| i.number(layout) == io.cmd) else {
+    let Some(ioctl) = Ioctl::decode(io.cmd)
+        .map(|(i, _)| i)
+        .filter(|i| i.number(layout) == io.cmd)
+    else {
         return s.reply_err(hdr.unique, libc::ENOTTY);
     };
     let data = rest.get(..io.in_size as usize).unwrap_or(rest);
-    let req = Req { inst: file.inst.clone(), unique: hdr.unique, caller: Caller { tid: hdr.pid as i32 }, layout, arg: io.arg, data };
+    let req = Req {
+        inst: file.inst.clone(),
+        unique: hdr.unique,
+        caller: Caller {
+            tid: hdr.pid as i32,
+        },
+        layout,
+        arg: io.arg,
+        data,
+    };
     if let Some(r) = serve(s, ioctl, &req) {
         s.reply_ioctl(hdr.unique, &r);
     }
@@ -168,7 +190,9 @@ fn serve(s: &Arc<Session>, ioctl: Ioctl, r: &Req<'_>) -> Option<IoctlReply> {
             return None;
         }
         Ioctl::QueueMessage => return queue_message(s, r),
-        Ioctl::QueueBulkTransmit | Ioctl::QueueBulkReceive => return bulk(s, r, ioctl == Ioctl::QueueBulkTransmit),
+        Ioctl::QueueBulkTransmit | Ioctl::QueueBulkReceive => {
+            return bulk(s, r, ioctl == Ioctl::QueueBulkTransmit);
+        }
         Ioctl::AwaitCompletion => return await_completion(s, r),
         Ioctl::DequeueMessage => return dequeue_message(s, r),
         Ioctl::GetClientId => Ok((d.get_client_id(inst, handle) as i32, Vec::new())),
@@ -201,10 +225,15 @@ fn create_service(s: &Arc<Session>, r: &Req<'_>) -> Option<IoctlReply> {
     };
     let layout = r.layout;
     if !req.is_open {
-        return Some(s.driver.create_service(&r.inst, req).map_err(errno_of).map(|h| {
-            a.handle = h;
-            (0, a.encode(layout))
-        }));
+        return Some(
+            s.driver
+                .create_service(&r.inst, req)
+                .map_err(errno_of)
+                .map(|h| {
+                    a.handle = h;
+                    (0, a.encode(layout))
+                }),
+        );
     }
     // A client waits for the VideoCore's OPENACK.
     let inst = r.inst.clone();
@@ -235,13 +264,22 @@ fn queue_message(s: &Arc<Session>, r: &Req<'_>) -> Option<IoctlReply> {
         Err(e) => return Some(Err(e)),
     };
     let slices: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-    match s.driver.queue_message(&r.inst, handle, &slices, Blocking::No) {
+    match s
+        .driver
+        .queue_message(&r.inst, handle, &slices, Blocking::No)
+    {
         Err(DriverError::WouldBlock) => {
             let inst = r.inst.clone();
             let unique = r.unique;
             s.defer(unique, &r.inst, move |s, t| {
                 let slices: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-                s.finish(unique, &unit(s.driver.queue_message(&inst, handle, &slices, Blocking::Yes(t))));
+                s.finish(
+                    unique,
+                    &unit(
+                        s.driver
+                            .queue_message(&inst, handle, &slices, Blocking::Yes(t)),
+                    ),
+                );
             });
             None
         }
@@ -261,8 +299,10 @@ fn message_parts(r: &Req<'_>) -> Result<Vec<Vec<u8>>, i32> {
     }
     let esize = ElementArgs::size(r.layout);
     let raw = r.caller.read(a.elements, a.count as usize * esize)?;
-    let elements: Vec<ElementArgs> =
-        raw.chunks_exact(esize).map(|c| ElementArgs::decode(r.layout, c).map_err(|_| libc::EFAULT)).collect::<Result<_, _>>()?;
+    let elements: Vec<ElementArgs> = raw
+        .chunks_exact(esize)
+        .map(|c| ElementArgs::decode(r.layout, c).map_err(|_| libc::EFAULT))
+        .collect::<Result<_, _>>()?;
     let total: u64 = elements.iter().map(|e| u64::from(e.size)).sum();
     if total > MAX_MSG_SIZE as u64 {
         // Too big for a message: let the driver choose between EINVAL (bad handle) and
@@ -271,7 +311,13 @@ fn message_parts(r: &Req<'_>) -> Result<Vec<Vec<u8>>, i32> {
     }
     elements
         .iter()
-        .map(|e| if e.size != 0 && e.data == 0 { Err(libc::EFAULT) } else { r.caller.read(e.data, e.size as usize) })
+        .map(|e| {
+            if e.size != 0 && e.data == 0 {
+                Err(libc::EFAULT)
+            } else {
+                r.caller.read(e.data, e.size as usize)
+            }
+        })
         .collect()
 }
 
@@ -288,7 +334,9 @@ fn bulk(s: &Arc<Session>, r: &Req<'_>, transmit: bool) -> Option<IoctlReply> {
         Ok(a) => a,
         Err(e) => return Some(Err(e)),
     };
-    let Ok(mode) = BulkMode::try_from(a.mode) else { return Some(Err(libc::EINVAL)) };
+    let Ok(mode) = BulkMode::try_from(a.mode) else {
+        return Some(Err(libc::EINVAL));
+    };
     let mut data = Vec::new();
     let mut sink: Option<Box<dyn BulkSink>> = None;
     if mode != BulkMode::Waiting {
@@ -315,12 +363,17 @@ fn bulk(s: &Arc<Session>, r: &Req<'_>, transmit: bool) -> Option<IoctlReply> {
     let arg = r.arg;
     let run = move |s: &Session, inst: &Instance, blocking: Blocking<'_>| -> IoctlReply {
         let res = if transmit {
-            s.driver.bulk_transmit(inst, a.handle, data, a.userdata, mode, thread, blocking)
+            s.driver
+                .bulk_transmit(inst, a.handle, data, a.userdata, mode, thread, blocking)
         } else {
-            s.driver.bulk_receive(inst, a.handle, a.size, sink, a.userdata, mode, thread, blocking)
+            s.driver.bulk_receive(
+                inst, a.handle, a.size, sink, a.userdata, mode, thread, blocking,
+            )
         };
         match res {
-            Err(DriverError::Errno(BULK_INTERRUPTED)) if matches!(mode, BulkMode::Blocking | BulkMode::Waiting) => {
+            Err(DriverError::Errno(BULK_INTERRUPTED))
+                if matches!(mode, BulkMode::Blocking | BulkMode::Waiting) =>
+            {
                 // As the kernel: the waiter is kept for this thread, and the caller's struct
                 // says WAITING so that re-issuing the ioctl resumes the wait.
                 let waiting = BulkMode::Waiting.raw().to_ne_bytes();
@@ -358,23 +411,44 @@ fn await_completion(s: &Arc<Session>, r: &Req<'_>) -> Option<IoctlReply> {
     };
     let layout = r.layout;
     let caller = r.caller;
-    match s.driver.await_completion(&r.inst, a.count, a.msgbufsize, a.msgbufcount, usize::MAX, Blocking::No) {
+    // No more records than were checked: a batch never runs past the validated `buf`.
+    let count = most as u32;
+    match s.driver.await_completion(
+        &r.inst,
+        count,
+        a.msgbufsize,
+        a.msgbufcount,
+        usize::MAX,
+        Blocking::No,
+    ) {
         Err(DriverError::WouldBlock) => {
             let inst = r.inst.clone();
             let unique = r.unique;
             s.defer(unique, &r.inst, move |s, t| {
-                let res = s.driver.await_completion(&inst, a.count, a.msgbufsize, a.msgbufcount, usize::MAX, Blocking::Yes(t));
-                let reply = res.map_err(errno_of).and_then(|out| deliver_await(caller, layout, a, &msgbufs, out));
+                let res = s.driver.await_completion(
+                    &inst,
+                    count,
+                    a.msgbufsize,
+                    a.msgbufcount,
+                    usize::MAX,
+                    Blocking::Yes(t),
+                );
+                let reply = res
+                    .map_err(errno_of)
+                    .and_then(|out| deliver_await(caller, layout, a, &msgbufs, out));
                 s.finish(unique, &reply);
             });
             None
         }
-        res => Some(res.map_err(errno_of).and_then(|out| deliver_await(caller, layout, a, &msgbufs, out))),
+        res => Some(
+            res.map_err(errno_of)
+                .and_then(|out| deliver_await(caller, layout, a, &msgbufs, out)),
+        ),
     }
 }
 
 /// Reads the message-buffer pointers a batch may use (from the end of the array) and
-/// checks that the completion array is mapped. Returns `(index, pointer)` pairs, last first.
+/// checks that the completion array is mapped. Returns the pointers, last first.
 fn check_await(r: &Req<'_>, a: &AwaitCompletionArgs, most: usize) -> Result<Vec<u64>, i32> {
     let rsize = CompletionDataArgs::size(r.layout);
     r.caller.read(a.buf, most * rsize)?;
@@ -383,7 +457,10 @@ fn check_await(r: &Req<'_>, a: &AwaitCompletionArgs, most: usize) -> Result<Vec<
     let mut ptrs = Vec::with_capacity(usable);
     for i in 0..usable {
         let idx = u64::from(a.msgbufcount) - 1 - i as u64;
-        ptrs.push(r.caller.read_ptr(a.msgbufs.wrapping_add(idx * psize), r.layout)?);
+        ptrs.push(
+            r.caller
+                .read_ptr(a.msgbufs.wrapping_add(idx * psize), r.layout)?,
+        );
     }
     Ok(ptrs)
 }
@@ -443,12 +520,21 @@ fn dequeue_message(s: &Arc<Session>, r: &Req<'_>) -> Option<IoctlReply> {
         }
         Ok((size as i32, Vec::new()))
     };
-    match s.driver.dequeue_message(&r.inst, a.handle, a.bufsize, discard, Blocking::No) {
+    match s
+        .driver
+        .dequeue_message(&r.inst, a.handle, a.bufsize, discard, Blocking::No)
+    {
         Err(DriverError::WouldBlock) if a.blocking => {
             let inst = r.inst.clone();
             let unique = r.unique;
             s.defer(unique, &r.inst, move |s, t| {
-                let reply = finish(s.driver.dequeue_message(&inst, a.handle, a.bufsize, discard, Blocking::Yes(t)));
+                let reply = finish(s.driver.dequeue_message(
+                    &inst,
+                    a.handle,
+                    a.bufsize,
+                    discard,
+                    Blocking::Yes(t),
+                ));
                 s.finish(unique, &reply);
             });
             None
@@ -463,4 +549,58 @@ fn get_config(s: &Session, r: &Req<'_>) -> IoctlReply {
     let bytes = s.driver.get_config(a.config_size).map_err(errno_of)?;
     r.caller.write(a.pconfig, &bytes)?;
     Ok((0, Vec::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn me() -> Caller {
+        Caller {
+            tid: crate::sys::gettid(),
+        }
+    }
+
+    #[test]
+    fn caller_memory_is_checked() {
+        let c = me();
+        let v = 0xDEAD_BEEFu32;
+        assert_eq!(c.read((&raw const v) as u64, 4).unwrap(), v.to_ne_bytes());
+        assert_eq!(c.read(0, 4), Err(libc::EFAULT));
+        assert_eq!(c.read(8, 4), Err(libc::EFAULT));
+        assert_eq!(c.read(u64::MAX - 1, 4), Err(libc::EFAULT));
+        assert_eq!(c.read(0, 0).unwrap(), Vec::<u8>::new());
+        let mut w = [0u8; 3];
+        c.write((&raw mut w) as u64, b"abc").unwrap();
+        assert_eq!(&w, b"abc");
+        assert_eq!(c.write(16, b"x"), Err(libc::EFAULT));
+        let p = [0x1111_2222_3333_4444u64];
+        assert_eq!(
+            c.read_ptr(p.as_ptr() as u64, Layout::Lp64).unwrap(),
+            0x1111_2222_3333_4444
+        );
+        assert_eq!(
+            c.read_ptr(p.as_ptr() as u64, Layout::Ilp32).unwrap(),
+            0x3333_4444
+        );
+    }
+
+    #[test]
+    fn waiting_is_written_at_the_mode_field() {
+        for layout in [Layout::Lp64, Layout::Ilp32] {
+            let a = QueueBulkTransferArgs {
+                mode: BulkMode::Waiting.raw(),
+                ..Default::default()
+            };
+            let bytes = a.encode(layout);
+            let off = bulk_mode_offset(layout) as usize;
+            assert_eq!(bytes[off..off + 4], 3u32.to_ne_bytes(), "{layout}");
+        }
+    }
+
+    #[test]
+    fn driver_errors_map_to_errnos() {
+        assert_eq!(errno_of(DriverError::WouldBlock), libc::EAGAIN);
+        assert_eq!(errno_of(DriverError::Errno(Errno(libc::EIO))), libc::EIO);
+    }
 }

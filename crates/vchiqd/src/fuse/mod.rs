@@ -100,7 +100,11 @@ pub struct NodeOptions {
 impl NodeOptions {
     /// Defaults for a node path.
     pub fn new(path: PathBuf) -> Self {
-        NodeOptions { path, mode: 0o660, group: Some("video".into()) }
+        NodeOptions {
+            path,
+            mode: 0o660,
+            group: Some("video".into()),
+        }
     }
 }
 
@@ -108,10 +112,14 @@ impl NodeOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     /// `/dev/fuse` could not be opened.
-    #[error("cannot open /dev/fuse: {0} (is the fuse module loaded, and is the daemon allowed to use it?)")]
+    #[error(
+        "cannot open /dev/fuse: {0} (is the fuse module loaded, and is the daemon allowed to use it?)"
+    )]
     DevFuse(std::io::Error),
     /// mount(2) of the FUSE file system failed.
-    #[error("cannot mount the FUSE file system on {dir}: {source} (FUSE mounts need root or a user namespace)")]
+    #[error(
+        "cannot mount the FUSE file system on {dir}: {source} (FUSE mounts need root or a user namespace)"
+    )]
     Mount {
         /// The private mount directory.
         dir: PathBuf,
@@ -147,23 +155,46 @@ impl FuseNode {
         let path = opts.path.clone();
         // A node left by a dead daemon answers ENOTCONN: detach it first.
         if sys::stat_errno(&path) == Some(libc::ENOTCONN) {
-            tracing::warn!("{}: detaching the dead file node of an earlier daemon", path.display());
+            tracing::warn!(
+                "{}: detaching the dead file node of an earlier daemon",
+                path.display()
+            );
             let _ = sys::unmount_detach(&path);
         }
         warn_request_timeout();
         let dev = sys::open_dev_fuse().map_err(NodeError::DevFuse)?;
         let mount_dir = private_dir()?;
         let (uid, egid) = sys::euid_egid();
-        let gid = opts.group.as_deref().and_then(crate::sys::group_id).unwrap_or(egid);
+        let gid = opts
+            .group
+            .as_deref()
+            .and_then(crate::sys::group_id)
+            .unwrap_or(egid);
         let data = format!(
             "fd={},rootmode=40000,user_id={uid},group_id={egid},allow_other,default_permissions",
             std::os::fd::AsRawFd::as_raw_fd(&dev)
         );
-        if let Err(source) = sys::mount("vchiqd", &mount_dir, Some("fuse.vchiqd"), libc::MS_NOSUID | libc::MS_NODEV, Some(&data))
-            .or_else(|_| sys::mount("vchiqd", &mount_dir, Some("fuse"), libc::MS_NOSUID | libc::MS_NODEV, Some(&data)))
-        {
+        if let Err(source) = sys::mount(
+            "vchiqd",
+            &mount_dir,
+            Some("fuse.vchiqd"),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some(&data),
+        )
+        .or_else(|_| {
+            sys::mount(
+                "vchiqd",
+                &mount_dir,
+                Some("fuse"),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                Some(&data),
+            )
+        }) {
             let _ = std::fs::remove_dir(&mount_dir);
-            return Err(NodeError::Mount { dir: mount_dir, source });
+            return Err(NodeError::Mount {
+                dir: mount_dir,
+                source,
+            });
         }
         let session = Arc::new(Session {
             driver,
@@ -178,15 +209,40 @@ impl FuseNode {
             stopped: AtomicBool::new(false),
         });
         let s = session.clone();
-        let thread = std::thread::Builder::new().name("vchiqd-fuse".into()).spawn(move || s.run())?;
-        let mut node = FuseNode { session, thread: Some(thread), path: path.clone(), mount_dir, created_file: false, bound: false };
+        let thread = std::thread::Builder::new()
+            .name("vchiqd-fuse".into())
+            .spawn(move || s.run())?;
+        let mut node = FuseNode {
+            session,
+            thread: Some(thread),
+            path: path.clone(),
+            mount_dir,
+            created_file: false,
+            bound: false,
+        };
         if std::fs::symlink_metadata(&path).is_err() {
-            std::fs::OpenOptions::new().write(true).create_new(true).open(&path).map_err(|source| NodeError::Bind { path: path.clone(), source })?;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|source| NodeError::Bind {
+                    path: path.clone(),
+                    source,
+                })?;
             node.created_file = true;
         }
-        sys::bind_mount(&node.mount_dir.join("vchiq"), &path, false).map_err(|source| NodeError::Bind { path: path.clone(), source })?;
+        sys::bind_mount(&node.mount_dir.join("vchiq"), &path, false).map_err(|source| {
+            NodeError::Bind {
+                path: path.clone(),
+                source,
+            }
+        })?;
         node.bound = true;
-        tracing::info!("file node {} served (mode {:o}, gid {gid})", path.display(), opts.mode);
+        tracing::info!(
+            "file node {} served (mode {:o}, gid {gid})",
+            path.display(),
+            opts.mode
+        );
         Ok(node)
     }
 
@@ -243,10 +299,21 @@ impl Drop for FuseNode {
 fn private_dir() -> std::io::Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     static N: AtomicU64 = AtomicU64::new(0);
-    let base = if sys::euid_egid().0 == 0 { PathBuf::from("/run/vchiq") } else { std::env::temp_dir() };
-    std::fs::create_dir_all(&base).or_else(|_| std::fs::create_dir_all(std::env::temp_dir()))?;
-    let base = if base.is_dir() { base } else { std::env::temp_dir() };
-    let dir = base.join(format!("fuse-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let name = format!(
+        "vchiqd-fuse-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    // /run/vchiq as root; the temporary directory otherwise, or when /run is not writable
+    // (an unprivileged daemon that is root only in a user namespace).
+    let run = PathBuf::from("/run/vchiq");
+    if sys::euid_egid().0 == 0 && std::fs::create_dir_all(&run).is_ok() {
+        let dir = run.join(&name);
+        if std::fs::DirBuilder::new().mode(0o700).create(&dir).is_ok() {
+            return Ok(dir);
+        }
+    }
+    let dir = std::env::temp_dir().join(name);
     std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
     Ok(dir)
 }
@@ -333,10 +400,19 @@ impl Session {
 
     fn send(&self, unique: u64, error: i32, payload: &[&[u8]]) {
         let len = size_of::<OutHeader>() + payload.iter().map(|p| p.len()).sum::<usize>();
-        let hdr = OutHeader { len: len as u32, error: -error, unique };
+        let hdr = OutHeader {
+            len: len as u32,
+            error: -error,
+            unique,
+        };
         let mut parts = Vec::with_capacity(1 + payload.len());
         parts.push(IoSlice::new(hdr.as_bytes()));
-        parts.extend(payload.iter().filter(|p| !p.is_empty()).map(|p| IoSlice::new(p)));
+        parts.extend(
+            payload
+                .iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| IoSlice::new(p)),
+        );
         if let Err(e) = sys::writev(self.dev.as_fd(), &parts) {
             // ENOENT: the request was aborted (its caller died); nothing to answer.
             if e.raw_os_error() != Some(libc::ENOENT) {
@@ -357,7 +433,10 @@ impl Session {
     fn reply_ioctl(&self, unique: u64, r: &IoctlReply) {
         match r {
             Ok((result, out)) => {
-                let o = abi::IoctlOut { result: *result, ..Default::default() };
+                let o = abi::IoctlOut {
+                    result: *result,
+                    ..Default::default()
+                };
                 self.send(unique, 0, &[o.as_bytes(), out]);
             }
             Err(errno) => self.reply_err(unique, *errno),
@@ -383,7 +462,13 @@ impl Session {
         f: impl FnOnce(&Arc<Session>, &CancelToken) + Send + 'static,
     ) {
         let token = CancelToken::new();
-        lock(&self.pending).insert(unique, Pending { token: token.clone(), inst: inst.clone() });
+        lock(&self.pending).insert(
+            unique,
+            Pending {
+                token: token.clone(),
+                inst: inst.clone(),
+            },
+        );
         let s = self.clone();
         let spawned = std::thread::Builder::new()
             .name("vchiqd-fuse-wait".into())
@@ -401,12 +486,24 @@ impl Session {
         };
         let end = (hdr.len as usize).min(req.len());
         let body = req.get(size_of::<InHeader>()..end).unwrap_or(&[]);
-        tracing::trace!(unique = hdr.unique, pid = hdr.pid, "FUSE {}", abi::opcode_name(hdr.opcode));
+        tracing::trace!(
+            unique = hdr.unique,
+            pid = hdr.pid,
+            "FUSE {}",
+            abi::opcode_name(hdr.opcode)
+        );
         match hdr.opcode {
             opcode::INIT => self.init(&hdr, body),
             opcode::LOOKUP => self.lookup(&hdr, body),
             opcode::GETATTR => match self.attr(hdr.nodeid) {
-                Some(attr) => self.reply(hdr.unique, &abi::AttrOut { attr_valid: 3600, attr, ..Default::default() }),
+                Some(attr) => self.reply(
+                    hdr.unique,
+                    &abi::AttrOut {
+                        attr_valid: 3600,
+                        attr,
+                        ..Default::default()
+                    },
+                ),
                 None => self.reply_err(hdr.unique, libc::ENOENT),
             },
             opcode::OPEN => self.open(&hdr),
@@ -419,7 +516,16 @@ impl Session {
                     self.interrupt(i.unique);
                 }
             }
-            opcode::STATFS => self.reply(hdr.unique, &abi::StatfsOut { bsize: 4096, frsize: 4096, namelen: 255, files: 2, ..Default::default() }),
+            opcode::STATFS => self.reply(
+                hdr.unique,
+                &abi::StatfsOut {
+                    bsize: 4096,
+                    frsize: 4096,
+                    namelen: 255,
+                    files: 2,
+                    ..Default::default()
+                },
+            ),
             opcode::FORGET | opcode::BATCH_FORGET => {} // no reply
             opcode::DESTROY => self.reply_err(hdr.unique, 0),
             _ => self.reply_err(hdr.unique, libc::ENOSYS),
@@ -434,7 +540,11 @@ impl Session {
             tracing::error!("FUSE protocol {}.{} is too old", i.major, i.minor);
             return self.reply_err(hdr.unique, libc::EPROTO);
         }
-        let minor = if i.major > abi::KERNEL_VERSION { 0 } else { i.minor.min(abi::KERNEL_MINOR) };
+        let minor = if i.major > abi::KERNEL_VERSION {
+            0
+        } else {
+            i.minor.min(abi::KERNEL_MINOR)
+        };
         let out = abi::InitOut {
             major: abi::KERNEL_VERSION,
             minor,
@@ -446,7 +556,11 @@ impl Session {
             time_gran: 1,
             ..Default::default()
         };
-        tracing::debug!("FUSE INIT: kernel {}.{}, answering 7.{minor}", i.major, i.minor);
+        tracing::debug!(
+            "FUSE INIT: kernel {}.{}, answering 7.{minor}",
+            i.major,
+            i.minor
+        );
         self.reply(hdr.unique, &out);
     }
 
@@ -456,8 +570,20 @@ impl Session {
             FILE_ID => (self.file_mode, 1),
             _ => return None,
         };
-        let gid = if nodeid == FILE_ID { self.gid } else { sys::euid_egid().1 };
-        Some(abi::Attr { ino: nodeid, mode, nlink, uid: self.uid, gid, blksize: 4096, ..Default::default() })
+        let gid = if nodeid == FILE_ID {
+            self.gid
+        } else {
+            sys::euid_egid().1
+        };
+        Some(abi::Attr {
+            ino: nodeid,
+            mode,
+            nlink,
+            uid: self.uid,
+            gid,
+            blksize: 4096,
+            ..Default::default()
+        })
     }
 
     fn lookup(&self, hdr: &InHeader, body: &[u8]) {
@@ -465,8 +591,19 @@ impl Session {
         if hdr.nodeid != abi::ROOT_ID || name != FILE_NAME {
             return self.reply_err(hdr.unique, libc::ENOENT);
         }
-        let Some(attr) = self.attr(FILE_ID) else { return self.reply_err(hdr.unique, libc::ENOENT) };
-        self.reply(hdr.unique, &abi::EntryOut { nodeid: FILE_ID, entry_valid: 3600, attr_valid: 3600, attr, ..Default::default() });
+        let Some(attr) = self.attr(FILE_ID) else {
+            return self.reply_err(hdr.unique, libc::ENOENT);
+        };
+        self.reply(
+            hdr.unique,
+            &abi::EntryOut {
+                nodeid: FILE_ID,
+                entry_valid: 3600,
+                attr_valid: 3600,
+                attr,
+                ..Default::default()
+            },
+        );
     }
 
     fn open(&self, hdr: &InHeader) {
@@ -482,8 +619,21 @@ impl Session {
             Err(e) => return self.reply_err(hdr.unique, ioctl::errno_of(e)),
         };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.files).insert(fh, Arc::new(OpenFile { inst, dump: Mutex::new(Vec::new()) }));
-        self.reply(hdr.unique, &abi::OpenOut { fh, open_flags: abi::FOPEN_DIRECT_IO | abi::FOPEN_NONSEEKABLE, backing_id: 0 });
+        lock(&self.files).insert(
+            fh,
+            Arc::new(OpenFile {
+                inst,
+                dump: Mutex::new(Vec::new()),
+            }),
+        );
+        self.reply(
+            hdr.unique,
+            &abi::OpenOut {
+                fh,
+                open_flags: abi::FOPEN_DIRECT_IO | abi::FOPEN_NONSEEKABLE,
+                backing_id: 0,
+            },
+        );
     }
 
     fn file(&self, fh: u64) -> Option<Arc<OpenFile>> {
@@ -491,19 +641,27 @@ impl Session {
     }
 
     fn read(&self, hdr: &InHeader, body: &[u8]) {
-        let Ok((r, _)) = abi::ReadIn::read_from_prefix(body) else { return self.reply_err(hdr.unique, libc::EINVAL) };
-        let Some(f) = self.file(r.fh) else { return self.reply_err(hdr.unique, libc::EBADF) };
+        let Ok((r, _)) = abi::ReadIn::read_from_prefix(body) else {
+            return self.reply_err(hdr.unique, libc::EINVAL);
+        };
+        let Some(f) = self.file(r.fh) else {
+            return self.reply_err(hdr.unique, libc::EBADF);
+        };
         let mut dump = lock(&f.dump);
         if r.offset == 0 || dump.is_empty() {
             *dump = self.driver.dump().into_bytes();
         }
-        let start = usize::try_from(r.offset).unwrap_or(usize::MAX).min(dump.len());
+        let start = usize::try_from(r.offset)
+            .unwrap_or(usize::MAX)
+            .min(dump.len());
         let end = start.saturating_add(r.size as usize).min(dump.len());
         self.send(hdr.unique, 0, &[&dump[start..end]]);
     }
 
     fn release(&self, hdr: &InHeader, body: &[u8]) {
-        let Ok((r, _)) = abi::ReleaseIn::read_from_prefix(body) else { return self.reply_err(hdr.unique, libc::EINVAL) };
+        let Ok((r, _)) = abi::ReleaseIn::read_from_prefix(body) else {
+            return self.reply_err(hdr.unique, libc::EINVAL);
+        };
         let f = lock(&self.files).remove(&r.fh);
         self.reply_err(hdr.unique, 0);
         if let Some(f) = f {
@@ -520,26 +678,38 @@ impl Session {
     /// result if it won the race). A wait that cannot be cancelled is answered with EINTR
     /// after [`INTERRUPT_GRACE`] by a watchdog.
     fn interrupt(self: &Arc<Self>, target: u64) {
-        let Some((token, inst)) = lock(&self.pending).get(&target).map(|p| (p.token.clone(), p.inst.clone())) else {
+        let Some((token, inst)) = lock(&self.pending)
+            .get(&target)
+            .map(|p| (p.token.clone(), p.inst.clone()))
+        else {
             return; // already answered
         };
         self.driver.cancel(&inst, &token);
         let s = self.clone();
-        let _ = std::thread::Builder::new().name("vchiqd-fuse-intr".into()).stack_size(THREAD_STACK).spawn(move || {
-            let deadline = Instant::now() + INTERRUPT_GRACE;
-            let mut g = lock(&s.pending);
-            while g.contains_key(&target) {
-                let now = Instant::now();
-                if now >= deadline {
-                    g.remove(&target);
-                    drop(g);
-                    tracing::debug!("request {target} did not notice its interrupt: answering EINTR");
-                    s.reply_err(target, libc::EINTR);
-                    return;
+        let _ = std::thread::Builder::new()
+            .name("vchiqd-fuse-intr".into())
+            .stack_size(THREAD_STACK)
+            .spawn(move || {
+                let deadline = Instant::now() + INTERRUPT_GRACE;
+                let mut g = lock(&s.pending);
+                while g.contains_key(&target) {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        g.remove(&target);
+                        drop(g);
+                        tracing::debug!(
+                            "request {target} did not notice its interrupt: answering EINTR"
+                        );
+                        s.reply_err(target, libc::EINTR);
+                        return;
+                    }
+                    g = s
+                        .pending_cv
+                        .wait_timeout(g, deadline - now)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|p| p.into_inner().0);
                 }
-                g = s.pending_cv.wait_timeout(g, deadline - now).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
-            }
-        });
+            });
     }
 }
 
@@ -554,11 +724,59 @@ fn identify(hdr: &InHeader) -> Result<ClientIdentity, i32> {
     }
     let tgid = tgid_of(hdr.pid).ok_or(libc::ESRCH)?;
     let pidfd = crate::sys::pidfd_open(tgid as i32).map_err(|_| libc::ESRCH)?;
-    Ok(ClientIdentity::describe(tgid, hdr.uid, hdr.gid, Some(pidfd), PinMethod::PidfdOpen))
+    Ok(ClientIdentity::describe(
+        tgid,
+        hdr.uid,
+        hdr.gid,
+        Some(pidfd),
+        PinMethod::PidfdOpen,
+    ))
 }
 
 /// The thread group of a thread, from `/proc/<tid>/status`.
 pub(crate) fn tgid_of(tid: u32) -> Option<u32> {
     let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_maps_to_its_process() {
+        let pid = std::process::id();
+        assert_eq!(tgid_of(pid), Some(pid));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            tx.send(crate::sys::gettid()).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = rx.recv().unwrap() as u32;
+        assert_ne!(tid, pid);
+        assert_eq!(tgid_of(tid), Some(pid));
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
+        assert_eq!(tgid_of(0), None);
+    }
+
+    #[test]
+    fn requests_from_invisible_processes_are_refused() {
+        let hdr = InHeader {
+            pid: 0,
+            ..Default::default()
+        };
+        assert_eq!(identify(&hdr).err(), Some(libc::EPERM));
+        let hdr = InHeader {
+            pid: std::process::id(),
+            ..Default::default()
+        };
+        let id = identify(&hdr).unwrap();
+        assert_eq!(id.client_id, std::process::id());
+        assert!(id.alive());
+    }
 }

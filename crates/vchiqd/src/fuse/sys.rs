@@ -12,7 +12,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
 }
 
 fn cpath(p: &Path) -> io::Result<CString> {
@@ -33,7 +37,13 @@ pub fn open_dev_fuse() -> io::Result<OwnedFd> {
 }
 
 /// `mount(source, target, fstype, flags, data)`.
-pub fn mount(source: &str, target: &Path, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) -> io::Result<()> {
+pub fn mount(
+    source: &str,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> io::Result<()> {
     let src = cstr(source)?;
     let tgt = cpath(target)?;
     let ty = fstype.map(cstr).transpose()?;
@@ -45,7 +55,8 @@ pub fn mount(source: &str, target: &Path, fstype: Option<&str>, flags: libc::c_u
             tgt.as_ptr(),
             ty.as_ref().map_or(std::ptr::null(), |t| t.as_ptr()),
             flags,
-            data.as_ref().map_or(std::ptr::null(), |d| d.as_ptr().cast()),
+            data.as_ref()
+                .map_or(std::ptr::null(), |d| d.as_ptr().cast()),
         )
     })?;
     Ok(())
@@ -53,14 +64,18 @@ pub fn mount(source: &str, target: &Path, fstype: Option<&str>, flags: libc::c_u
 
 /// Bind-mounts `source` onto `target` (`MS_BIND`, plus `MS_REC` when `recursive`).
 pub fn bind_mount(source: &Path, target: &Path, recursive: bool) -> io::Result<()> {
-    let src = source.to_str().ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let src = source
+        .to_str()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
     let flags = libc::MS_BIND | if recursive { libc::MS_REC } else { 0 };
     mount(src, target, None, flags, None)
 }
 
 /// Moves the mount at `source` to `target` (`MS_MOVE`).
 pub fn move_mount(source: &Path, target: &Path) -> io::Result<()> {
-    let src = source.to_str().ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let src = source
+        .to_str()
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
     mount(src, target, None, libc::MS_MOVE, None)
 }
 
@@ -86,29 +101,52 @@ pub fn enter_private_mount_namespace(user: bool) -> io::Result<()> {
         std::fs::write("/proc/self/uid_map", format!("0 {uid} 1"))?;
         std::fs::write("/proc/self/gid_map", format!("0 {gid} 1"))?;
     }
-    mount("none", Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)
+    mount(
+        "none",
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )
 }
 
 /// `read(2)` of one request from `/dev/fuse`.
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
     let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 /// `writev(2)` of one reply to `/dev/fuse` (the kernel takes a reply whole or not at all).
 pub fn writev(fd: BorrowedFd<'_>, parts: &[IoSlice<'_>]) -> io::Result<usize> {
     // SAFETY: `IoSlice` is ABI-compatible with `struct iovec`, and every slice is alive
     // and readable for its length during the call.
-    let n = unsafe { libc::writev(fd.as_raw_fd(), parts.as_ptr().cast(), parts.len() as libc::c_int) };
-    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+    let n = unsafe {
+        libc::writev(
+            fd.as_raw_fd(),
+            parts.as_ptr().cast(),
+            parts.len() as libc::c_int,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 fn remote(addr: u64, len: usize) -> io::Result<libc::iovec> {
     let efault = || io::Error::from_raw_os_error(libc::EFAULT);
     let base = usize::try_from(addr).map_err(|_| efault())?;
     base.checked_add(len).ok_or_else(efault)?;
-    Ok(libc::iovec { iov_base: base as *mut libc::c_void, iov_len: len })
+    Ok(libc::iovec {
+        iov_base: base as *mut libc::c_void,
+        iov_len: len,
+    })
 }
 
 /// Reads `buf.len()` bytes at `addr` in process (or thread) `pid` with
@@ -118,7 +156,10 @@ pub fn vm_read(pid: i32, addr: u64, buf: &mut [u8]) -> io::Result<()> {
     let mut done = 0usize;
     while done < buf.len() {
         let rest = &mut buf[done..];
-        let local = libc::iovec { iov_base: rest.as_mut_ptr().cast(), iov_len: rest.len() };
+        let local = libc::iovec {
+            iov_base: rest.as_mut_ptr().cast(),
+            iov_len: rest.len(),
+        };
         let rem = remote(addr + done as u64, rest.len())?;
         // SAFETY: `local` describes `rest`, writable for its length; the remote iovec is
         // only interpreted by the kernel in the other process, which checks it.
@@ -140,7 +181,10 @@ pub fn vm_write(pid: i32, addr: u64, buf: &[u8]) -> io::Result<()> {
     let mut done = 0usize;
     while done < buf.len() {
         let rest = &buf[done..];
-        let local = libc::iovec { iov_base: rest.as_ptr() as *mut libc::c_void, iov_len: rest.len() };
+        let local = libc::iovec {
+            iov_base: rest.as_ptr() as *mut libc::c_void,
+            iov_len: rest.len(),
+        };
         let rem = remote(addr + done as u64, rest.len())?;
         // SAFETY: `local` describes `rest`, readable for its length (the kernel only reads
         // it); the remote iovec is checked by the kernel against the other process.
@@ -165,5 +209,7 @@ pub fn euid_egid() -> (u32, u32) {
 /// `stat(2)` errno of a path (None when it succeeds): tells a dead FUSE mount (`ENOTCONN`)
 /// from a missing file.
 pub fn stat_errno(path: &Path) -> Option<i32> {
-    std::fs::metadata(path).err().map(|e| e.raw_os_error().unwrap_or(libc::EIO))
+    std::fs::metadata(path)
+        .err()
+        .map(|e| e.raw_os_error().unwrap_or(libc::EIO))
 }

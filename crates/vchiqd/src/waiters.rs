@@ -1,0 +1,136 @@
+//! A small pool of waiter threads per connection.
+//!
+//! Requests that must wait (AWAIT_COMPLETION with nothing queued, blocking dequeues and
+//! bulks, closes) run on a waiter thread so that the connection's reader keeps serving.
+//! Creating a thread per wait costs tens of microseconds, which a client pays on every
+//! message round trip (its completion thread always has an AWAIT pending), so idle waiters
+//! are kept and reused; a new one is started only when all are busy, up to a limit.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+#[derive(Default)]
+struct State {
+    jobs: VecDeque<Job>,
+    idle: usize,
+    threads: usize,
+    closed: bool,
+}
+
+/// The pool of one connection.
+#[derive(Default)]
+pub struct Waiters {
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+/// Waiters beyond this are refused: a client cannot make the daemon start threads without
+/// bound (each waiter holds one request of that client).
+pub const MAX_WAITERS: usize = 64;
+
+const STACK: usize = 256 * 1024;
+
+impl Waiters {
+    /// An empty pool.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Waiters::default())
+    }
+
+    /// Runs `job` on an idle waiter, or a new one. Returns false when the pool is closed
+    /// or full (the caller answers EAGAIN).
+    pub fn submit(self: &Arc<Self>, job: Job) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if st.closed {
+            return false;
+        }
+        if st.idle <= st.jobs.len() {
+            if st.threads >= MAX_WAITERS {
+                return false;
+            }
+            let pool = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("vchiqd-wait".into())
+                .stack_size(STACK)
+                .spawn(move || pool.work());
+            if spawned.is_err() {
+                return false;
+            }
+            st.threads += 1;
+        }
+        st.jobs.push_back(job);
+        drop(st);
+        self.cv.notify_one();
+        true
+    }
+
+    fn work(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(job) = st.jobs.pop_front() {
+                drop(st);
+                job();
+                st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            if st.closed {
+                st.threads -= 1;
+                return;
+            }
+            st.idle += 1;
+            st = self.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+            st.idle -= 1;
+        }
+    }
+
+    /// Lets every waiter finish its job and exit.
+    pub fn close(&self) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+        self.cv.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn jobs_run_and_waiters_are_reused() {
+        let pool = Waiters::new();
+        let (tx, rx) = mpsc::channel();
+        for i in 0..20 {
+            let tx = tx.clone();
+            assert!(pool.submit(Box::new(move || tx.send(i).unwrap())));
+            assert_eq!(rx.recv().unwrap(), i);
+        }
+        // Sequential jobs need one thread (give the first one time to park).
+        assert!(pool.state.lock().unwrap().threads <= 2);
+        pool.close();
+        assert!(!pool.submit(Box::new(|| {})));
+    }
+
+    #[test]
+    fn concurrent_waits_get_their_own_threads() {
+        let pool = Waiters::new();
+        let gate = Arc::new((Mutex::new(false), Condvar::new()));
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..3 {
+            let (gate, tx) = (gate.clone(), tx.clone());
+            assert!(pool.submit(Box::new(move || {
+                let mut open = gate.0.lock().unwrap();
+                while !*open {
+                    open = gate.1.wait(open).unwrap();
+                }
+                tx.send(()).unwrap();
+            })));
+        }
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+        for _ in 0..3 {
+            rx.recv().unwrap();
+        }
+        pool.close();
+    }
+}
