@@ -17,7 +17,7 @@ pub const TEXTURE_BYTES: usize = TEXTURE_SIZE * TEXTURE_SIZE * 3;
 
 /// `quadx`: 24 vertices × 3 signed bytes; face f is the strip of vertices 4f..4f+3.
 #[rustfmt::skip]
-const QUADX: [i8; 72] = [
+pub const QUADX: [i8; 72] = [
     // front (z = +10)
     -10, -10,  10,   10, -10,  10,  -10,  10,  10,   10,  10,  10,
     // back (z = -10)
@@ -33,7 +33,7 @@ const QUADX: [i8; 72] = [
 ];
 
 /// `texCoords`: (0,0), (0,1), (1,0), (1,1) for every face.
-const TEX_COORDS: [f32; 48] = {
+pub const TEX_COORDS: [f32; 48] = {
     let mut t = [0.0f32; 48];
     let mut v = 0;
     while v < 24 {

@@ -15,6 +15,9 @@ use videocore::DisplayOutput;
 /// Options of `vchiq daemon`.
 #[derive(Args, Debug)]
 pub struct DaemonArgs {
+    /// Log more (repeat for more detail); also honours RUST_LOG.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// Socket path [default: $VCHIQ_SOCKET, /run/vchiq/vchiq.sock as root, else $XDG_RUNTIME_DIR/vchiq/vchiq.sock].
     #[arg(long)]
     socket: Option<PathBuf>,

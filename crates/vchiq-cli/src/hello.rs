@@ -384,22 +384,12 @@ fn fmt_fps(v: f64) -> String {
     }
 }
 
-/// `quadx` of the demo (spec §2.3): face f is the strip of vertices 4f..4f+3.
-#[rustfmt::skip]
-const QUADX: [i8; 72] = [
-    -10, -10,  10,   10, -10,  10,  -10,  10,  10,   10,  10,  10,
-    -10, -10, -10,  -10,  10, -10,   10, -10, -10,   10,  10, -10,
-    -10, -10,  10,  -10,  10,  10,  -10, -10, -10,  -10,  10, -10,
-     10, -10, -10,   10,  10, -10,   10, -10,  10,   10,  10,  10,
-    -10,  10,  10,   10,  10,  10,  -10,  10, -10,   10,  10, -10,
-    -10, -10,  10,  -10, -10, -10,   10, -10,  10,   10, -10, -10,
-];
 
 /// The scene drawn by vc-gles directly, as the KHRN server would for the client's calls.
 /// Returns the frames per second and frame 1's pixels.
 fn render_alone(frames: u32, images: &[Vec<u8>; 3]) -> (f64, Vec<[u8; 4]>) {
     use khronos::hello_triangle::{
-        CLEAR_COLOUR, FACE_ROTATIONS, frustum_half_extents, model_angles,
+        CLEAR_COLOUR, FACE_ROTATIONS, QUADX, TEX_COORDS, frustum_half_extents, model_angles,
     };
     use vc_gles::{AttribArray, AttribType, Gles11, Indices, Surface, VertexArrays, gl};
 
@@ -444,13 +434,7 @@ fn render_alone(frames: u32, images: &[Vec<u8>; 3]) -> (f64, Vec<[u8; 4]>) {
     }
     ctx.enable(gl::GL_TEXTURE_2D);
     let positions: Vec<u8> = QUADX.iter().map(|&v| v as u8).collect();
-    let texcoords: Vec<u8> = (0..24)
-        .flat_map(|v| {
-            let s: f32 = if v % 4 >= 2 { 1.0 } else { 0.0 };
-            let t: f32 = if v % 2 == 1 { 1.0 } else { 0.0 };
-            [s.to_le_bytes(), t.to_le_bytes()].concat()
-        })
-        .collect();
+    let texcoords: Vec<u8> = TEX_COORDS.iter().flat_map(|t| t.to_le_bytes()).collect();
     let arrays = VertexArrays {
         position: Some(AttribArray {
             size: 3,

@@ -20,10 +20,20 @@ use clap::{Parser, Subcommand};
 
 /// VCHIQ anywhere: the Raspberry Pi VideoCore host interface, correct inside containers.
 #[derive(Parser, Debug)]
-#[command(name = "vchiq", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "vchiq",
+    version,
+    about = "VCHIQ anywhere: the Raspberry Pi VideoCore host interface, correct inside containers",
+    long_about = "VCHIQ anywhere: the Raspberry Pi VideoCore host interface, correct inside containers.\n\n\
+        Start the driver daemon with `vchiq daemon`, then use the tools (`vchiq gencmd`, `vchiq log`, \
+        `vchiq status`, `vchiq hello-triangle`, `vchiq test`). `vchiq demo` tells the whole story. \
+        Clients find the daemon through VCHIQ_SOCKET or the default socket path.",
+    propagate_version = true
+)]
 struct Cli {
     /// Log more (repeat for more detail); also honours RUST_LOG.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    // Not global: the real tools' own `-v` options (`vchiq test -v`) belong to them.
+    #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
     #[command(subcommand)]
     command: Command,
@@ -121,7 +131,11 @@ fn multicall_args() -> Vec<std::ffi::OsString> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(multicall_args());
-    init_logging(cli.verbose);
+    let verbose = match &cli.command {
+        Command::Daemon(a) => cli.verbose.max(a.verbose),
+        _ => cli.verbose,
+    };
+    init_logging(verbose);
     let result = match cli.command {
         Command::Daemon(a) => daemon::run(a),
         Command::Videocore(a) => daemon::run_videocore(a),

@@ -770,6 +770,7 @@ impl Driver {
     }
 
     /// QUEUE_BULK_TRANSMIT: `data` is what the caller supplied (ignored for WAITING).
+    #[allow(clippy::too_many_arguments)]
     pub fn bulk_transmit(
         &self,
         inst: &Instance,
@@ -927,13 +928,6 @@ impl Driver {
                         s.vchi_notify_pending = false;
                     }
                 }
-                Reason::ServiceClosed if !st.use_close_delivered => {
-                    // Without the handshake the closed client's last reference goes now.
-                    if st.services.get(&c.handle).is_some_and(|s| s.phase == Phase::Closed && !s.is_server) {
-                        // Keep the entry so that REMOVE/CLOSE from the library still
-                        // succeed; it no longer has a link service.
-                    }
-                }
                 _ => {}
             }
             st.completions_delivered += 1;
@@ -1087,7 +1081,20 @@ impl Driver {
         let mut out = String::new();
         let ls = self.link.stats();
         let _ = writeln!(out, "vchiqd: link {:?}, {} instance(s)", self.link.connection_state(), self.instance_count());
-        let _ = writeln!(out, "  link: {ls:?}");
+        let _ = writeln!(
+            out,
+            "  link: sent {} msgs ({} B), received {} msgs ({} B), bulks {} done / {} aborted, \
+             slots recycled {}, quota stalls {}, protocol errors {}",
+            ls.messages_sent,
+            ls.bytes_sent,
+            ls.messages_received,
+            ls.bytes_received,
+            ls.bulks_done,
+            ls.bulks_aborted,
+            ls.slots_recycled,
+            ls.quota_stalls,
+            ls.protocol_errors
+        );
         if let Some(h) = self.gpu_hang() {
             let _ = writeln!(out, "  VideoCore LOST: {h}");
         }
