@@ -157,8 +157,34 @@ fn parse_line(st: &mut ClientState, line: &str) {
         st.started = Some(now);
         st.last_frame = Some(now);
     } else if line.starts_with("frames: ") {
+        // The summary counts the posts that arrived after the last frame line too.
+        if let Some(p) = line.rsplit("khan posts: ").next().and_then(|s| s.trim().parse().ok()) {
+            st.khan_posts = p;
+        }
         st.summary = Some(line.to_owned());
         st.finished = Some(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_lines_are_parsed() {
+        let mut st = ClientState::default();
+        for l in [
+            "pid: 1",
+            "client_id: 4242",
+            "window: element 19 960x960 at x=0",
+            "frame 1: 3.10 ms, khan posts 0",
+            "frame 2: 3.20 ms, khan posts 1",
+            "frames: 2 in 0.01 s (200.0 fps); per frame: min 3.10 ms, median 3.20 ms, p95 3.20 ms, max 3.20 ms; khan posts: 2",
+        ] {
+            parse_line(&mut st, l);
+        }
+        assert_eq!((st.pid_inside, st.client_id, st.frames, st.khan_posts), (Some(1), Some(4242), 2, 2));
+        assert!(st.summary.is_some());
     }
 }
 
@@ -166,6 +192,9 @@ struct Running {
     name: String,
     child: Child,
     state: Arc<Mutex<ClientState>>,
+    /// The stdout reader: joined once the child has exited, so that its last lines (the
+    /// summary) are parsed before the table is printed.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 fn spawn_client(iso: Isolation, exe: &Path, name: &str, args: Vec<String>) -> Result<Running> {
@@ -176,7 +205,7 @@ fn spawn_client(iso: Isolation, exe: &Path, name: &str, args: Vec<String>) -> Re
     let out = child.stdout.take().context("client stdout")?;
     let err = child.stderr.take().context("client stderr")?;
     let st = state.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
             parse_line(&mut st.lock().unwrap_or_else(|p| p.into_inner()), &line);
         }
@@ -187,7 +216,7 @@ fn spawn_client(iso: Isolation, exe: &Path, name: &str, args: Vec<String>) -> Re
             st.lock().unwrap_or_else(|p| p.into_inner()).errors.push(line);
         }
     });
-    Ok(Running { name: name.to_owned(), child, state })
+    Ok(Running { name: name.to_owned(), child, state, reader: Some(reader) })
 }
 
 fn bar(done: u32, total: u32, width: usize) -> String {
@@ -259,11 +288,14 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         let mut all_done = true;
         for c in &mut clients {
             let exited = c.child.try_wait()?.map(|s| s.code().unwrap_or(-1));
-            let mut st = c.state.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(code) = exited {
-                st.exited = Some(code);
+                if let Some(r) = c.reader.take() {
+                    let _ = r.join();
+                }
+                c.state.lock().unwrap_or_else(|p| p.into_inner()).exited = Some(code);
                 continue;
             }
+            let mut st = c.state.lock().unwrap_or_else(|p| p.into_inner());
             let idle = st.last_frame.map_or(begin.elapsed(), |t| t.elapsed());
             if idle > stall + if st.last_frame.is_none() { Duration::from_secs(20) } else { Duration::ZERO } {
                 st.stalled = true;

@@ -436,7 +436,23 @@ impl<M: SlotMem, D: Doorbell> Link<M, D> {
         params: ServiceParams,
         handler: Arc<dyn ServiceHandler>,
     ) -> Result<ServiceHandle> {
-        self.core().add_service(params, handler)
+        self.core().add_service(params, handler, false)
+    }
+
+    /// Adds a *pool* server: like [`add_service`](Self::add_service), but each OPEN it
+    /// accepts first creates a new listener with the same parameters and handler, so any
+    /// number of peers can open the fourcc, even at the same moment; a connection's server
+    /// is freed when it closes (after its `Closed` event). This is how a firmware serves a
+    /// fourcc to every client process, one connection each.
+    ///
+    /// # Errors
+    /// As [`add_service`](Self::add_service).
+    pub fn add_service_pool(
+        &self,
+        params: ServiceParams,
+        handler: Arc<dyn ServiceHandler>,
+    ) -> Result<ServiceHandle> {
+        self.core().add_service(params, handler, true)
     }
 
     /// Opens a service of the peer: sends OPEN {fourcc, client_id, version, version_min} and

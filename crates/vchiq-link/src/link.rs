@@ -158,6 +158,9 @@ struct Service {
     peer_version: u16,
     auto_close: bool,
     trace: bool,
+    /// A pool server: every OPEN it accepts first creates its successor listener, and it
+    /// is freed when its connection closes (see [`Link::add_service_pool`]).
+    replicate: bool,
     handler: Arc<dyn ServiceHandler>,
     bulk: [BulkQueue; 2],
 }
@@ -838,6 +841,25 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
                 return self.queue_control(st, MsgType::Close, 0, src, &[]);
             }
         };
+        if st.services[&port].replicate {
+            // Keep one listener free for the next client before this one is taken, so
+            // that concurrent OPENs of a pool service never find it busy.
+            let (params, handler) = {
+                let s = &st.services[&port];
+                (
+                    ServiceParams { fourcc: s.fourcc, version: s.version, version_min: s.version_min },
+                    s.handler.clone(),
+                )
+            };
+            match Self::alloc_port(st, &params, handler, true) {
+                Ok(next) => {
+                    if let Some(n) = st.services.get_mut(&next) {
+                        n.replicate = true;
+                    }
+                }
+                Err(e) => warn!("no successor listener for {}: {e}", params.fourcc),
+            }
+        }
         let s = st.services.get_mut(&port).expect("found above");
         s.peer_version = p.version;
         s.remoteport = src;
@@ -923,7 +945,11 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
         let Some(s) = st.services.get_mut(&port) else {
             return;
         };
-        if s.is_server && s.public {
+        if s.is_server && s.public && s.replicate {
+            // A pool connection ends: its successor is already listening.
+            s.state = SrvState::Closed;
+            s.remoteport = PortId::FREE.0;
+        } else if s.is_server && s.public {
             if s.auto_close {
                 s.state = SrvState::Listening;
                 s.client_id = 0;
@@ -1466,6 +1492,7 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
                 peer_version: 0,
                 auto_close: true,
                 trace: false,
+                replicate: false,
                 handler,
                 bulk: [BulkQueue::default(), BulkQueue::default()],
             },
@@ -1478,10 +1505,14 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
         &self,
         params: ServiceParams,
         handler: Arc<dyn ServiceHandler>,
+        replicate: bool,
     ) -> Result<ServiceHandle> {
         let mut st = self.lock();
         Self::check_link(&st)?;
         let port = Self::alloc_port(&mut st, &params, handler, true)?;
+        if let Some(s) = st.services.get_mut(&port) {
+            s.replicate = replicate;
+        }
         Ok(st.services[&port].handle)
     }
 

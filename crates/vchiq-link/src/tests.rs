@@ -1003,3 +1003,41 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn a_pool_server_accepts_concurrent_opens_and_frees_closed_connections() {
+    let p = pair();
+    let (sh, srx) = recorder();
+    p.master.add_service_pool(params(b"GCMD", 1, 1), sh).unwrap();
+    let listening = |link: &TestLink| {
+        link.services().iter().filter(|s| s.state == SrvState::Listening).count()
+    };
+    // Three clients open at once from three threads.
+    let opened: Vec<ServiceHandle> = std::thread::scope(|scope| {
+        let joins: Vec<_> = (0..3u32)
+            .map(|i| {
+                let slave = &p.slave;
+                scope.spawn(move || {
+                    let (ch, _crx) = recorder();
+                    slave.open_service(params(b"GCMD", 1, 1), 100 + i, ch).unwrap()
+                })
+            })
+            .collect();
+        joins.into_iter().map(|j| j.join().unwrap()).collect()
+    });
+    let mut ids: Vec<u32> = (0..3)
+        .map(|_| match next(&srx) {
+            ServiceEvent::Opened { client_id, .. } => client_id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec![100, 101, 102]);
+    // One listener is always free.
+    assert_eq!(listening(&p.master), 1);
+    // A closed connection's server is freed; the free listener stays.
+    p.slave.remove_service(opened[0]).unwrap();
+    assert!(matches!(next(&srx), ServiceEvent::Closed));
+    wait_until(|| p.master.services().len() == 3);
+    assert_eq!(listening(&p.master), 1);
+}

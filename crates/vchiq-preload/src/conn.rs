@@ -193,7 +193,8 @@ impl Conn {
     }
 
     fn wait(&self, tag: u32) -> Result<Frame, i32> {
-        let wake = WAKE.with(|w| w.0);
+        // During thread teardown there is no eventfd: such a caller only ever leads.
+        let wake = WAKE.try_with(|w| w.0).unwrap_or(-1);
         let mut cancelled = false;
         let pid = sys::getpid();
         loop {

@@ -201,7 +201,6 @@ impl ServiceHandler for Dispatch {
 /// Mutable firmware state shared by the workers.
 struct State {
     conns: HashMap<ServiceHandle, Connection>,
-    free_listeners: HashMap<Kind, usize>,
     khan: HashMap<u32, ServiceHandle>,
     updh: HashMap<u32, ServiceHandle>,
     khrn: HashMap<u32, KhrnServer>,
@@ -251,7 +250,6 @@ impl VideoCore {
             options,
             state: Mutex::new(State {
                 conns: HashMap::new(),
-                free_listeners: HashMap::new(),
                 khan: HashMap::new(),
                 updh: HashMap::new(),
                 khrn: HashMap::new(),
@@ -326,9 +324,12 @@ impl Firmware {
 
     fn add_listener(&self, kind: Kind) -> Result<ServiceHandle, vchiq_link::Error> {
         let dispatch = Arc::new(Dispatch { kind, tx: Mutex::new(self.tx.clone()) });
-        let h = self.link.add_service(kind.params(), dispatch)?;
-        *self.lock().free_listeners.entry(kind).or_default() += 1;
-        Ok(h)
+        // Fixed sets (vchiq_test's echo x8, func x2) are plain servers that auto-close back
+        // to LISTENING; every other service is a pool that serves any number of clients.
+        match kind.fixed_listeners() {
+            Some(_) => self.link.add_service(kind.params(), dispatch),
+            None => self.link.add_service_pool(kind.params(), dispatch),
+        }
     }
 
     fn connections(&self) -> Vec<Connection> {
@@ -376,9 +377,6 @@ impl Firmware {
         {
             let mut st = self.lock();
             st.conns.insert(h, Connection { fourcc, client_id, handle: h });
-            if let Some(n) = st.free_listeners.get_mut(&kind) {
-                *n = n.saturating_sub(1);
-            }
             match kind {
                 Kind::Khan => {
                     // The KHAN handle of a process is registered under the id the driver
@@ -406,12 +404,6 @@ impl Firmware {
                 _ => {}
             }
         }
-        if kind.fixed_listeners().is_none() {
-            // Pools keep one listener free for the next client.
-            if let Err(e) = self.add_listener(kind) {
-                self.log.log(format!("vchiq: cannot add a {fourcc} listener: {e}"));
-            }
-        }
     }
 
     fn on_closed(&self, kind: Kind, h: ServiceHandle) {
@@ -436,21 +428,10 @@ impl Firmware {
                     }
                 }
             }
-            *st.free_listeners.entry(kind).or_default() += 1;
             conn
         };
         if let Some(c) = conn.filter(|_| kind != Kind::Vcdb) {
             self.log.log(format!("vchiq: {} closed (client {})", c.fourcc, c.client_id));
-        }
-        // Servers auto-close back to LISTENING: a pool trims its extra free listeners.
-        if kind.fixed_listeners().is_none() {
-            let mut st = self.lock();
-            let free = st.free_listeners.entry(kind).or_default();
-            if *free > 1 {
-                *free -= 1;
-                drop(st);
-                let _ = self.link.remove_service(h);
-            }
         }
     }
 

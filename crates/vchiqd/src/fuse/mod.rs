@@ -85,6 +85,20 @@ const BUF_SIZE: usize = MAX_WRITE as usize + 4096;
 const INTERRUPT_GRACE: Duration = Duration::from_millis(200);
 /// Stack of worker threads (they only wait and copy).
 const THREAD_STACK: usize = 256 * 1024;
+/// How long an idle worker thread waits for another deferred request before it exits.
+const WORKER_IDLE: Duration = Duration::from_secs(10);
+
+/// A deferred request's work.
+type Job = Box<dyn FnOnce(&Arc<Session>) + Send>;
+
+/// Idle worker threads and the jobs handed to them.
+#[derive(Default)]
+struct Pool {
+    /// Workers waiting for a job (each job pushed takes one).
+    idle: usize,
+    /// Jobs not yet picked up.
+    jobs: std::collections::VecDeque<Job>,
+}
 
 /// How the node is configured.
 #[derive(Clone, Debug)]
@@ -206,6 +220,8 @@ impl FuseNode {
             next_fh: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             pending_cv: Condvar::new(),
+            pool: Mutex::new(Pool::default()),
+            pool_cv: Condvar::new(),
             stopped: AtomicBool::new(false),
         });
         let s = session.clone();
@@ -357,6 +373,8 @@ pub(crate) struct Session {
     next_fh: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
     pending_cv: Condvar,
+    pool: Mutex<Pool>,
+    pool_cv: Condvar,
     stopped: AtomicBool,
 }
 
@@ -469,13 +487,54 @@ impl Session {
                 inst: inst.clone(),
             },
         );
+        let job: Job = Box::new(move |s: &Arc<Session>| f(s, &token));
+        let mut pool = lock(&self.pool);
+        if pool.idle > 0 {
+            pool.idle -= 1;
+            pool.jobs.push_back(job);
+            drop(pool);
+            self.pool_cv.notify_one();
+            return;
+        }
+        drop(pool);
+        // No idle worker: start one, which then stays for later requests.
         let s = self.clone();
         let spawned = std::thread::Builder::new()
             .name("vchiqd-fuse-wait".into())
             .stack_size(THREAD_STACK)
-            .spawn(move || f(&s, &token));
+            .spawn(move || s.worker(job));
         if spawned.is_err() {
             self.finish(unique, &Err(libc::EAGAIN));
+        }
+    }
+
+    /// A worker: runs `job`, then waits for more; exits after [`WORKER_IDLE`] without work.
+    fn worker(self: Arc<Self>, mut job: Job) {
+        loop {
+            job(&self);
+            let mut pool = lock(&self.pool);
+            pool.idle += 1;
+            let deadline = Instant::now() + WORKER_IDLE;
+            loop {
+                if let Some(j) = pool.jobs.pop_front() {
+                    job = j;
+                    break;
+                }
+                let now = Instant::now();
+                if now >= deadline || self.stopped.load(Ordering::Acquire) {
+                    // Leave unless a job was promised to an idle worker meanwhile.
+                    if pool.jobs.is_empty() {
+                        pool.idle -= 1;
+                        return;
+                    }
+                    continue;
+                }
+                pool = self
+                    .pool_cv
+                    .wait_timeout(pool, deadline - now)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
         }
     }
 
