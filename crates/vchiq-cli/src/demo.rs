@@ -246,7 +246,9 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     // Two square windows side by side: each cube is framed as the original frames it.
     opts.vc = VideoCoreOptions { display_width: 1920, display_height: 960, display_output: None };
     let daemon = Daemon::start(&opts).context("starting vchiqd")?;
-    let vc_log = daemon.videocore().context("embedded VideoCore")?.log().clone();
+    let vc = daemon.videocore().context("embedded VideoCore")?;
+    let vc_log = vc.log().clone();
+    let framebuffer: Result<_> = Ok(vc.snapshotter());
     let stopper = daemon.stopper();
     let driver = daemon.driver().clone();
     let daemon_thread = std::thread::spawn(move || daemon.run(None));
@@ -337,6 +339,10 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         clients.iter().map(|c| (c.name.clone(), c.state.lock().unwrap_or_else(|p| p.into_inner()).clone())).collect();
     let status_dump = driver.dump();
     let log = vc_log.render();
+    let display_png = out.join("display.png");
+    if let Err(e) = framebuffer.and_then(|f| f().write_png(&display_png).map_err(anyhow::Error::from)) {
+        eprintln!("display snapshot: {e:#}");
+    }
     stopper.stop();
     let _ = daemon_thread.join();
     let _ = std::fs::remove_dir_all(&run_dir);
@@ -344,7 +350,12 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     let sheet = out.join("contact-sheet.png");
     let sheet_ok = match contact_sheet(&out, &sheet) {
         Ok(n) if n > 0 => {
-            println!("frames: {}/client-*/frame-*.png; contact sheet: {} ({n} frames)", out.display(), sheet.display());
+            println!(
+                "frames: {}/client-*/frame-*.png; contact sheet: {} ({n} frames); display: {}",
+                out.display(),
+                sheet.display(),
+                out.join("display.png").display()
+            );
             true
         }
         Ok(_) => false,
@@ -452,7 +463,10 @@ fn contact_sheet(out: &Path, file: &Path) -> Result<usize> {
     if cols == 0 {
         return Ok(0);
     }
-    let (tw, th, pad) = (320u32, 360u32, 8u32);
+    // Cells 320 pixels wide, with the frames' aspect ratio.
+    let first = rows.values().flatten().next().map(|p| read_png(p)).transpose()?;
+    let (fw, fh) = first.map_or((1, 1), |i| (i.width.max(1), i.height.max(1)));
+    let (tw, th, pad) = (320u32, (320 * fh / fw).max(1), 8u32);
     let mut sheet = vc_gles::Image::new(pad + cols as u32 * (tw + pad), pad + rows.len() as u32 * (th + pad));
     for px in sheet.pixels.iter_mut() {
         *px = u32::from_le_bytes([24, 24, 24, 255]);

@@ -292,9 +292,16 @@ impl VideoCore {
         self.fw.connections()
     }
 
-    /// The display framebuffer as last composed.
+    /// A function that composes the display now, usable after the VideoCore has moved
+    /// into another thread (the demo snapshots the display at the end).
+    pub fn snapshotter(&self) -> impl Fn() -> vc_gles::Image + Send + Sync + 'static {
+        let fw = self.fw.clone();
+        move || fw.lock_display().compose().clone()
+    }
+
+    /// The display framebuffer, composed now from the current elements.
     pub fn framebuffer(&self) -> vc_gles::Image {
-        self.fw.lock_display().framebuffer().clone()
+        self.fw.lock_display().compose().clone()
     }
 
     /// Stops the workers (the link itself is shut down by its owner).
