@@ -24,6 +24,9 @@ use common::*;
 
 /// Frames each container renders.
 const FRAMES: usize = 20;
+/// Frames of each of the two concurrent runc containers: enough (a few hundred ms) that the
+/// second is started while the first still renders.
+const PAIR_FRAMES: usize = 150;
 /// Where the daemon's socket appears inside a container.
 const SOCKET_DIR_IN: &str = "/run/vchiq";
 const SOCKET_IN: &str = "/run/vchiq/vchiq.sock";
@@ -41,7 +44,10 @@ fn skip(test: &str, why: &str) {
 /// proc macros (which cannot be linked statically).
 fn host_triple() -> Result<String, String> {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let out = Command::new(rustc).arg("-vV").output().map_err(|e| format!("rustc -vV: {e}"))?;
+    let out = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .map_err(|e| format!("rustc -vV: {e}"))?;
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
@@ -59,11 +65,24 @@ fn build_static_vchiq() -> Result<PathBuf, String> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("static-vchiq");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("building a static vchiq into {} (once per run)...", target_dir.display());
+    eprintln!(
+        "building a static vchiq into {} (once per run)...",
+        target_dir.display()
+    );
     let t0 = Instant::now();
     let out = Command::new(cargo)
         .current_dir(&workspace)
-        .args(["build", "--offline", "--release", "--bin", "vchiq", "-p", "vchiq-cli", "--target", &triple])
+        .args([
+            "build",
+            "--offline",
+            "--release",
+            "--bin",
+            "vchiq",
+            "-p",
+            "vchiq-cli",
+            "--target",
+            &triple,
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
@@ -84,7 +103,12 @@ fn build_static_vchiq() -> Result<PathBuf, String> {
     let bin = target_dir.join(&triple).join("release").join("vchiq");
     match elf_interpreter(&bin) {
         Ok(None) => {}
-        Ok(Some(interp)) => return Err(format!("{} is dynamic (interpreter {interp})", bin.display())),
+        Ok(Some(interp)) => {
+            return Err(format!(
+                "{} is dynamic (interpreter {interp})",
+                bin.display()
+            ));
+        }
         Err(e) => return Err(format!("{}: {e}", bin.display())),
     }
     eprintln!("static vchiq built in {:.1} s", t0.elapsed().as_secs_f64());
@@ -111,8 +135,14 @@ fn elf_interpreter(path: &Path) -> std::io::Result<Option<String>> {
         const PT_INTERP: u32 = 3;
         if u32_at(ph) == PT_INTERP {
             let (off, size) = (u64_at(ph + 8), u64_at(ph + 32));
-            let raw = data.get(off..off + size).ok_or_else(|| bad("truncated PT_INTERP"))?;
-            return Ok(Some(String::from_utf8_lossy(raw).trim_end_matches('\0').to_owned()));
+            let raw = data
+                .get(off..off + size)
+                .ok_or_else(|| bad("truncated PT_INTERP"))?;
+            return Ok(Some(
+                String::from_utf8_lossy(raw)
+                    .trim_end_matches('\0')
+                    .to_owned(),
+            ));
         }
     }
     Ok(None)
@@ -127,12 +157,23 @@ fn the_static_client_is_static() {
     assert_eq!(elf_interpreter(&bin).unwrap(), None);
     // ldd agrees (its wording differs between static and static-pie; neither lists a library).
     if let Ok(out) = Command::new("ldd").arg(&bin).output() {
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(!text.contains("=>"), "ldd lists shared libraries: {text}");
-        assert!(text.contains("statically linked") || text.contains("not a dynamic executable"), "{text}");
+        assert!(
+            text.contains("statically linked") || text.contains("not a dynamic executable"),
+            "{text}"
+        );
     }
     // And it runs with an empty environment and no library path at all.
-    let out = Command::new(&bin).arg("--help").env_clear().output().unwrap();
+    let out = Command::new(&bin)
+        .arg("--help")
+        .env_clear()
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
 }
 
@@ -145,7 +186,10 @@ struct TempDir(PathBuf);
 impl TempDir {
     fn new(what: &str) -> TempDir {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         let dir = std::env::temp_dir().join(format!(
             "vchiq-ctr-{what}-{}-{nanos}-{}",
             std::process::id(),
@@ -198,11 +242,19 @@ struct Kit {
 
 fn kit(needs_root: bool, runtime: &str) -> Result<Kit, String> {
     if needs_root && !is_root() {
-        return Err(format!("{runtime} containers need root here (rootless runc needs a spec generated as that user)"));
+        return Err(format!(
+            "{runtime} containers need root here (rootless runc needs a spec generated as that user)"
+        ));
     }
-    let probe = Command::new(runtime).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let probe = Command::new(runtime)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
     if !matches!(probe, Ok(s) if s.success()) {
-        return Err(format!("{runtime} is not installed (Debian: apt-get install runc bubblewrap busybox-static)"));
+        return Err(format!(
+            "{runtime} is not installed (Debian: apt-get install runc bubblewrap busybox-static)"
+        ));
     }
     let busybox = static_busybox()?;
     let vchiq = static_vchiq()?;
@@ -212,19 +264,27 @@ fn kit(needs_root: bool, runtime: &str) -> Result<Kit, String> {
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").map(|r| r.split_whitespace().nth(1) == Some("0"))))
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("Uid:")
+                    .map(|r| r.split_whitespace().nth(1) == Some("0"))
+            })
+        })
         .unwrap_or(false)
 }
 
 // ---------------------------------------------------------------------------------------
 // Output
 
-/// Reads a pipe's lines on a thread.
-fn line_reader(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+/// A line of output and when it arrived.
+type Line = (Instant, String);
+
+/// Reads a pipe's lines on a thread, stamping each with its arrival time.
+fn line_reader(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<Line> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for l in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
+            if tx.send((Instant::now(), l)).is_err() {
                 break;
             }
         }
@@ -233,7 +293,12 @@ fn line_reader(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Re
 }
 
 /// Lines until EOF (`true`) or until nothing new arrives for `idle` (`false`).
-fn collect(rx: &std::sync::mpsc::Receiver<String>, idle: Duration) -> (Vec<String>, bool) {
+fn collect(rx: &std::sync::mpsc::Receiver<Line>, idle: Duration) -> (Vec<String>, bool) {
+    let (lines, eof) = collect_timed(rx, idle);
+    (lines.into_iter().map(|(_, l)| l).collect(), eof)
+}
+
+fn collect_timed(rx: &std::sync::mpsc::Receiver<Line>, idle: Duration) -> (Vec<Line>, bool) {
     let mut lines = Vec::new();
     loop {
         match rx.recv_timeout(idle) {
@@ -244,8 +309,20 @@ fn collect(rx: &std::sync::mpsc::Receiver<String>, idle: Duration) -> (Vec<Strin
     }
 }
 
+/// When the first and the last `frame K:` line arrived.
+fn frame_span(lines: &[Line]) -> Option<(Instant, Instant)> {
+    let mut t = lines
+        .iter()
+        .filter(|(_, l)| l.starts_with("frame "))
+        .map(|(t, _)| *t);
+    let first = t.next()?;
+    Some((first, t.last().unwrap_or(first)))
+}
+
 fn value<'a>(lines: &'a [String], key: &str) -> Option<&'a str> {
-    lines.iter().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
 }
 
 fn frames(lines: &[String]) -> usize {
@@ -253,23 +330,36 @@ fn frames(lines: &[String]) -> usize {
 }
 
 fn khan_posts(lines: &[String]) -> Option<usize> {
-    lines.iter().find(|l| l.starts_with("frames: ")).and_then(|l| l.rsplit("khan posts: ").next()?.trim().parse().ok())
+    lines
+        .iter()
+        .find(|l| l.starts_with("frames: "))
+        .and_then(|l| l.rsplit("khan posts: ").next()?.trim().parse().ok())
 }
 
 /// The assertions every well-behaved container client must pass.
-fn assert_rendered(who: &str, lines: &[String], host_pid: u32) {
-    assert_eq!(value(lines, "pid"), Some("1"), "{who} must be PID 1 in its namespace: {lines:?}");
+fn assert_rendered(who: &str, lines: &[String], host_pid: u32, n: usize) {
+    assert_eq!(
+        value(lines, "pid"),
+        Some("1"),
+        "{who} must be PID 1 in its namespace: {lines:?}"
+    );
     assert_eq!(
         value(lines, "client_id"),
         Some(host_pid.to_string().as_str()),
         "{who}: the client id must be the container process's host PID: {lines:?}"
     );
-    assert_eq!(frames(lines), FRAMES, "{who}: {lines:?}");
-    assert_eq!(khan_posts(lines), Some(FRAMES), "{who}: one KHAN post per swap: {lines:?}");
+    assert_eq!(frames(lines), n, "{who}: {lines:?}");
+    assert_eq!(
+        khan_posts(lines),
+        Some(n),
+        "{who}: one KHAN post per swap: {lines:?}"
+    );
 }
 
 fn hello_args(extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = ["/vchiq", "hello-triangle", "--progress"].map(String::from).to_vec();
+    let mut v: Vec<String> = ["/vchiq", "hello-triangle", "--progress"]
+        .map(String::from)
+        .to_vec();
     v.extend(extra.iter().map(|s| s.to_string()));
     v
 }
@@ -282,10 +372,11 @@ fn hello_args(extra: &[&str]) -> Vec<String> {
 struct Runc {
     name: String,
     state: PathBuf,
-    bundle: TempDir,
+    /// Removed (dropped) after [`Drop::drop`] has deleted the container.
+    _bundle: TempDir,
     /// The container's stdout and stderr (runc passes its own through, as `terminal` is false).
-    out: std::sync::mpsc::Receiver<String>,
-    err: std::sync::mpsc::Receiver<String>,
+    out: std::sync::mpsc::Receiver<Line>,
+    err: std::sync::mpsc::Receiver<Line>,
     /// The container process's host PID (`runc state`), known before it starts.
     pid: u32,
 }
@@ -298,37 +389,76 @@ impl Runc {
     }
 
     /// Writes a bundle for `args` and `runc create`s it.
-    fn create(kit: &Kit, state: &Path, tag: &str, socket_dir: &Path, args: Vec<String>) -> Result<Runc, String> {
+    fn create(
+        kit: &Kit,
+        state: &Path,
+        tag: &str,
+        socket_dir: &Path,
+        args: Vec<String>,
+    ) -> Result<Runc, String> {
         let bundle = TempDir::new(&format!("bundle-{tag}"));
         let rootfs = bundle.0.join("rootfs");
         make_rootfs(&rootfs, &kit.vchiq, &kit.busybox).expect("writing the rootfs");
-        let out = Command::new("runc").arg("spec").arg("--bundle").arg(&bundle.0).output().expect("runc spec");
+        let out = Command::new("runc")
+            .arg("spec")
+            .arg("--bundle")
+            .arg(&bundle.0)
+            .output()
+            .expect("runc spec");
         if !out.status.success() {
-            return Err(format!("runc spec failed: {}", String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "runc spec failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
         let path = bundle.0.join("config.json");
-        let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let mut spec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         edit_spec(&mut spec, args, socket_dir);
         std::fs::write(&path, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
 
         let name = format!("vchiq-test-{}-{tag}", std::process::id());
         let mut create = Runc::cmd(state);
-        create.arg("create").arg("--bundle").arg(&bundle.0).arg(&name);
-        let mut child = create.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("runc create");
+        create
+            .arg("create")
+            .arg("--bundle")
+            .arg(&bundle.0)
+            .arg(&name);
+        let mut child = create
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runc create");
         let out = line_reader(child.stdout.take().unwrap());
         let err = line_reader(child.stderr.take().unwrap());
-        let mut r = Runc { name, state: state.to_owned(), bundle, out, err, pid: 0 };
+        let mut r = Runc {
+            name,
+            state: state.to_owned(),
+            _bundle: bundle,
+            out,
+            err,
+            pid: 0,
+        };
         let status = wait_with_limit(&mut child, Duration::from_secs(60));
         if !matches!(status, Some(true)) {
             // runc's own complaint (cgroups, namespaces, seccomp...): the machine refused.
             let (why, _) = collect(&r.err, Duration::from_secs(2));
-            return Err(format!("runc create failed ({status:?}): {}", why.join("\n")));
+            return Err(format!(
+                "runc create failed ({status:?}): {}",
+                why.join("\n")
+            ));
         }
         let out = r.runc(&["state", &r.name]).output().expect("runc state");
-        let state: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("runc state: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("runc state: {e}: {}", String::from_utf8_lossy(&out.stderr))
+        });
         assert_eq!(state["status"], "created", "{state}");
-        r.pid = state["pid"].as_u64().and_then(|p| u32::try_from(p).ok()).filter(|&p| p > 1).expect("runc state pid");
+        r.pid = state["pid"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|&p| p > 1)
+            .expect("runc state pid");
         Ok(r)
     }
 
@@ -339,12 +469,23 @@ impl Runc {
     }
 
     fn start(&self) {
-        let out = self.runc(&["start", &self.name]).output().expect("runc start");
-        assert!(out.status.success(), "runc start {}: {}", self.name, String::from_utf8_lossy(&out.stderr));
+        let out = self
+            .runc(&["start", &self.name])
+            .output()
+            .expect("runc start");
+        assert!(
+            out.status.success(),
+            "runc start {}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn status(&self) -> String {
-        let out = self.runc(&["state", &self.name]).output().expect("runc state");
+        let out = self
+            .runc(&["state", &self.name])
+            .output()
+            .expect("runc state");
         serde_json::from_slice::<serde_json::Value>(&out.stdout)
             .ok()
             .and_then(|v| v["status"].as_str().map(str::to_owned))
@@ -354,9 +495,16 @@ impl Runc {
 
 impl Drop for Runc {
     fn drop(&mut self) {
-        let _ = self.runc(&["kill", &self.name, "KILL"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
-        let _ = self.runc(&["delete", "--force", &self.name]).stdout(Stdio::null()).stderr(Stdio::null()).status();
-        // The bundle (a field) is removed after this, once the container is gone.
+        let _ = self
+            .runc(&["kill", &self.name, "KILL"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = self
+            .runc(&["delete", "--force", &self.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -423,11 +571,18 @@ fn two_runc_containers_at_once_both_pid_1_both_render() {
     };
     let d = TestDaemon::start(DAEMON_ARGS);
     let state = runc_state();
-    let frames = FRAMES.to_string();
+    let frames = PAIR_FRAMES.to_string();
     // A: the client is the container's entry point. B: busybox sh execs it, as an image's
     // entry script would.
     let a_args = hello_args(&["--frames", &frames, "--region", "left"]);
-    let b_args = vec!["/bin/sh".into(), "-c".into(), format!("exec {}", hello_args(&["--frames", &frames, "--region", "right"]).join(" "))];
+    let b_args = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        format!(
+            "exec {}",
+            hello_args(&["--frames", &frames, "--region", "right"]).join(" ")
+        ),
+    ];
     let a = match Runc::create(&kit, &state.0, "a", &d.dir, a_args) {
         Ok(c) => c,
         Err(why) => return skip(T, &why),
@@ -440,15 +595,46 @@ fn two_runc_containers_at_once_both_pid_1_both_render() {
     // Both are created (their PID 1 waits in runc init); start them together.
     a.start();
     b.start();
-    let (la, ea) = collect(&a.out, Duration::from_secs(60));
-    let (lb, eb) = collect(&b.out, Duration::from_secs(60));
+    let (ta, ea) = collect_timed(&a.out, Duration::from_secs(60));
+    let (tb, eb) = collect_timed(&b.out, Duration::from_secs(60));
+    let (la, lb): (Vec<String>, Vec<String>) = (
+        ta.iter().map(|(_, l)| l.clone()).collect(),
+        tb.iter().map(|(_, l)| l.clone()).collect(),
+    );
     let (ra, _) = collect(&a.err, Duration::from_millis(200));
     let (rb, _) = collect(&b.err, Duration::from_millis(200));
-    assert!(ea && eb, "both containers must finish: A {la:?} {ra:?}; B {lb:?} {rb:?}");
-    assert_rendered("container A", &la, a.pid);
-    assert_rendered("container B", &lb, b.pid);
+    assert!(
+        ea && eb,
+        "both containers must finish: A {la:?} {ra:?}; B {lb:?} {rb:?}"
+    );
+    assert_rendered(
+        "container A",
+        &[&la[..], &ra[..]].concat(),
+        a.pid,
+        PAIR_FRAMES,
+    );
+    assert_rendered(
+        "container B",
+        &[&lb[..], &rb[..]].concat(),
+        b.pid,
+        PAIR_FRAMES,
+    );
+    // They rendered at the same time: two PID 1s were clients of the daemon at once.
+    let (a0, a1) = frame_span(&ta).unwrap();
+    let (b0, b1) = frame_span(&tb).unwrap();
+    assert!(
+        a0 < b1 && b0 < a1,
+        "the containers did not render concurrently (A {:?}..{:?}, B {:?}..{:?} after A's first frame)",
+        Duration::ZERO,
+        a1 - a0,
+        b0.saturating_duration_since(a0),
+        b1.saturating_duration_since(a0)
+    );
     assert_ne!(value(&la, "client_id"), value(&lb, "client_id"));
-    assert!(!ra.iter().chain(&rb).any(|l| l.contains("khan_callback")), "no KHAN message went astray: {ra:?} {rb:?}");
+    assert!(
+        !ra.iter().chain(&rb).any(|l| l.contains("khan_callback")),
+        "no KHAN message went astray: {ra:?} {rb:?}"
+    );
     no_khan_misses(&d);
     assert_eq!(a.status(), "stopped");
     assert_eq!(b.status(), "stopped");
@@ -470,12 +656,22 @@ fn runc_container_with_legacy_pid_stalls_at_the_fourth_swap() {
     };
     c.start();
     let (lines, exited) = collect(&c.out, Duration::from_secs(5));
-    assert!(!exited, "a legacy client inside a container must stall, not finish: {lines:?}");
+    assert!(
+        !exited,
+        "a legacy client inside a container must stall, not finish: {lines:?}"
+    );
     assert_eq!(c.status(), "running");
-    let killed = c.runc(&["kill", &c.name, "KILL"]).output().expect("runc kill");
+    let killed = c
+        .runc(&["kill", &c.name, "KILL"])
+        .output()
+        .expect("runc kill");
     assert!(killed.status.success(), "{killed:?}");
     assert_eq!(value(&lines, "pid"), Some("1"));
-    assert_eq!(value(&lines, "client_id"), Some(c.pid.to_string().as_str()), "{lines:?}");
+    assert_eq!(
+        value(&lines, "client_id"),
+        Some(c.pid.to_string().as_str()),
+        "{lines:?}"
+    );
     // Three swaps complete on the three initial buffer counts; the 4th blocks forever.
     assert_eq!(frames(&lines), 3, "{lines:?}");
     let (_, log, _) = d.run(&["log"], Duration::from_secs(20));
@@ -498,19 +694,33 @@ fn bubblewrap_pid_1_renders_with_its_host_pid_as_client_id() {
     make_rootfs(&root.0, &kit.vchiq, &kit.busybox).expect("writing the rootfs");
     let frames = FRAMES.to_string();
     let mut cmd = Command::new("bwrap");
-    cmd.args(["--unshare-pid", "--as-pid-1", "--die-with-parent", "--ro-bind"])
-        .arg(&root.0)
-        .arg("/")
-        .arg("--bind")
-        .arg(&d.dir)
-        .arg(SOCKET_DIR_IN)
-        .args(["--proc", "/proc", "--dev", "/dev", "--clearenv", "--setenv", "VCHIQ_SOCKET", SOCKET_IN])
-        // bwrap writes {"child-pid": HOST_PID, ...} here: the host PID of the sandbox's PID 1.
-        .args(["--info-fd", "2"])
-        .args(hello_args(&["--frames", &frames]))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "--unshare-pid",
+        "--as-pid-1",
+        "--die-with-parent",
+        "--ro-bind",
+    ])
+    .arg(&root.0)
+    .arg("/")
+    .arg("--bind")
+    .arg(&d.dir)
+    .arg(SOCKET_DIR_IN)
+    .args([
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--clearenv",
+        "--setenv",
+        "VCHIQ_SOCKET",
+        SOCKET_IN,
+    ])
+    // bwrap writes {"child-pid": HOST_PID, ...} here: the host PID of the sandbox's PID 1.
+    .args(["--info-fd", "2"])
+    .args(hello_args(&["--frames", &frames]))
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -521,19 +731,93 @@ fn bubblewrap_pid_1_renders_with_its_host_pid_as_client_id() {
     let (lines, eof) = collect(&out, Duration::from_secs(60));
     let status = wait_with_limit(&mut child, Duration::from_secs(10));
     if !eof {
-        let _ = Command::new("kill").args(["-9", &format!("-{}", child.id())]).status();
+        let _ = Command::new("kill")
+            .args(["-9", &format!("-{}", child.id())])
+            .status();
         let _ = child.wait();
     }
     let (errs, _) = collect(&err, Duration::from_secs(2));
     if lines.is_empty() && errs.iter().any(|l| l.starts_with("bwrap:")) {
         return skip(T, &format!("bwrap refused: {}", errs.join("\n")));
     }
-    assert!(eof && status == Some(true), "bwrap's client must finish: {lines:?} {errs:?}");
+    assert!(
+        eof && status == Some(true),
+        "bwrap's client must finish: {lines:?} {errs:?}"
+    );
     let host_pid = errs
         .iter()
         .find_map(|l| l.trim().strip_prefix("\"child-pid\": "))
         .and_then(|v| v.trim_end_matches(',').parse::<u32>().ok())
         .unwrap_or_else(|| panic!("no child-pid from --info-fd: {errs:?}"));
-    assert_rendered("bwrap sandbox", &lines, host_pid);
+    assert_rendered("bwrap sandbox", &lines, host_pid, FRAMES);
     no_khan_misses(&d);
+}
+
+// ---------------------------------------------------------------------------------------
+// systemd socket activation (packaging/systemd/vchiqd.socket)
+
+#[test]
+fn vchiqd_serves_a_socket_passed_by_systemd() {
+    const T: &str = "vchiqd_serves_a_socket_passed_by_systemd";
+    let probe = Command::new("systemd-socket-activate")
+        .arg("--version")
+        .output();
+    if !matches!(&probe, Ok(o) if o.status.success()) {
+        return skip(
+            T,
+            "systemd-socket-activate is not installed (Debian: systemd)",
+        );
+    }
+    let dir = TempDir::new("activation");
+    let activated = dir.0.join("activated.sock");
+    let unused = dir.0.join("unused.sock");
+    // As vchiqd.socket does: a SOCK_SEQPACKET listener, passed as fd 3 with LISTEN_FDS=1.
+    let mut cmd = Command::new("systemd-socket-activate");
+    cmd.arg("--seqpacket")
+        .arg("--listen")
+        .arg(&activated)
+        .arg(exe())
+        .args(["daemon", "--display-size", "64x64", "--socket"])
+        .arg(&unused)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut daemon = cmd.spawn().expect("systemd-socket-activate");
+    let t0 = Instant::now();
+    while !activated.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "systemd-socket-activate did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The first client starts the daemon, which accepts it on the inherited socket.
+    let mut c = Command::new(exe());
+    c.args(["gencmd", "measure_temp"])
+        .env("VCHIQ_SOCKET", &activated);
+    let (code, out, err) = run_with_limit(c, Duration::from_secs(30));
+    let mut c = Command::new(exe());
+    c.arg("status").env("VCHIQ_SOCKET", &activated);
+    let (scode, status, _) = run_with_limit(c, Duration::from_secs(30));
+    unsafe_free_kill(daemon.id(), 15);
+    let stopped = wait_with_limit(&mut daemon, Duration::from_secs(20));
+    let mut derr = String::new();
+    let _ = std::io::Read::read_to_string(&mut daemon.stderr.take().unwrap(), &mut derr);
+    assert_eq!(code, Some(0), "{out} {err} {derr}");
+    assert!(out.starts_with("temp="), "{out}");
+    assert_eq!(scode, Some(0));
+    assert!(status.contains("instance"), "{status}");
+    assert!(
+        derr.contains(&format!("listening on {}", activated.display())),
+        "{derr}"
+    );
+    assert!(
+        !unused.exists(),
+        "vchiqd bound its own socket instead of using fd 3"
+    );
+    assert_eq!(
+        stopped,
+        Some(true),
+        "vchiqd must stop cleanly on SIGTERM: {derr}"
+    );
 }

@@ -351,6 +351,51 @@ fn preload_lib() -> Option<PathBuf> {
     .clone()
 }
 
+/// The shim built for i386 (for `-m32` programs), when the toolchain has that target.
+fn preload_lib32() -> Option<PathBuf> {
+    static LIB: OnceLock<Option<PathBuf>> = OnceLock::new();
+    LIB.get_or_init(|| {
+        const TARGET: &str = "i686-unknown-linux-gnu";
+        let sysroot = Command::new("rustc")
+            .args(["--print", "target-libdir", "--target", TARGET])
+            .output()
+            .ok()?;
+        let libdir = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+        if !sysroot.status.success()
+            || !libdir.is_dir()
+            || std::fs::read_dir(&libdir).ok()?.next().is_none()
+        {
+            eprintln!(
+                "skipped: the Rust target {TARGET} is not installed (rustup target add {TARGET})"
+            );
+            return None;
+        }
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("preload");
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "vchiq-preload",
+                "--target",
+                TARGET,
+                "--target-dir",
+            ])
+            .arg(&target)
+            .current_dir(workspace_root())
+            .status();
+        let built = target.join(TARGET).join("debug/libvchiq_preload.so");
+        match status {
+            Ok(s) if s.success() && built.exists() => Some(built),
+            other => {
+                eprintln!("skipped: cannot build the i386 shim ({other:?})");
+                None
+            }
+        }
+    })
+    .clone()
+}
+
 fn preload_cmd(d: &TestDaemon, lib: &Path, bin: &Path, test: &str) -> Command {
     // The path does not exist: the shim answers for "/dev/vchiq" whatever the file system says.
     let mut c = Command::new(bin);
@@ -374,6 +419,23 @@ fn preload_c_programs_64bit() {
         );
         assert!(out.contains("PASS"), "{out}");
         eprintln!("preload 64-bit {test}: ok ({proves})");
+    }
+}
+
+#[test]
+fn preload_c_programs_32bit() {
+    let Some(bin) = programs().bin32.as_ref() else {
+        return;
+    };
+    let Some(lib) = preload_lib32() else { return };
+    let d = TestDaemon::start(&[]);
+    for (test, proves) in C_TESTS {
+        let out = run_c(
+            preload_cmd(&d, &lib, bin, test),
+            &format!("32-bit {test} through the shim"),
+        );
+        assert!(out.contains("PASS"), "{out}");
+        eprintln!("preload 32-bit {test}: ok ({proves})");
     }
 }
 

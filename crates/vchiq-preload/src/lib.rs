@@ -42,8 +42,8 @@
 //! - A bulk receive in NOCALLBACK mode has no completion to say when its data arrived, so
 //!   its data is not copied into the caller's buffer.
 //! - `fcntl(F_DUPFD)` and descriptors inherited across `exec` are not tracked.
-//! - The shim must match the program's architecture: an armhf program under qemu-user
-//!   needs an ARM build.
+//! - The shim must match the program's architecture: `-m32` programs need the i386 build
+//!   (`--target i686-unknown-linux-gnu`), and an armhf program under qemu-user an ARM one.
 #![allow(unsafe_code)]
 
 mod conn;

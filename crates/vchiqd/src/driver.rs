@@ -444,10 +444,10 @@ impl Driver {
         if self.gpu_hang().is_some() { err(libc::EIO) } else { Ok(()) }
     }
 
-    /// Creates an instance (an `open()`); fails with ENOTCONN while the VideoCore has not
-    /// initialised its half of the link.
+    /// Creates an instance (an `open()`). It succeeds even when the VideoCore is lost, so
+    /// that diagnostics (STATUS, `read()`) still work; everything that needs the VideoCore
+    /// then fails with EIO.
     pub fn open_instance(self: &Arc<Self>, identity: ClientIdentity) -> Result<Arc<Instance>> {
-        self.check_vc().map_err(|_| DriverError::Errno(Errno(libc::ENOTCONN)))?;
         let id = self.next_instance.fetch_add(1, Ordering::Relaxed);
         let inst = Arc::new(Instance { id, identity, st: Mutex::new(InstState::default()), cv: Condvar::new() });
         self.lock().instances.insert(id, inst.clone());

@@ -408,7 +408,7 @@ mod tests {
     #[test]
     fn malformed_message_payloads_are_rejected() {
         assert_eq!(decode_message(&[1, 2, 3]), Err(libc::EINVAL));
-        let too_many = message(1, &[b"x"; 9]);
+        let too_many = message(1, &[&b"x"[..]; 9]);
         assert_eq!(decode_message(&too_many), Err(libc::EINVAL));
         let mut short = message(1, &[b"hello"]);
         short.truncate(short.len() - 1);
