@@ -174,7 +174,9 @@ impl Op {
 }
 
 /// Header of every request frame (24 bytes).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct RequestHeader {
     /// [`REQUEST_MAGIC`].
@@ -190,7 +192,9 @@ pub struct RequestHeader {
 }
 
 /// Header of every response frame (16 bytes).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct ResponseHeader {
     /// [`RESPONSE_MAGIC`].
@@ -202,7 +206,9 @@ pub struct ResponseHeader {
 }
 
 /// Payload of [`Op::Hello`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HelloRequest {
     /// [`PROTOCOL_VERSION`].
@@ -212,7 +218,9 @@ pub struct HelloRequest {
 }
 
 /// Response payload of [`Op::Hello`]: what the daemon attests about the caller.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HelloResponse {
     /// The daemon's [`PROTOCOL_VERSION`].
@@ -228,7 +236,9 @@ pub struct HelloResponse {
 }
 
 /// Payload of [`Op::CreateService`] (layout-independent form of `VCHIQ_CREATE_SERVICE_T`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct CreateServiceRequest {
     /// Service fourcc.
@@ -247,7 +257,9 @@ pub struct CreateServiceRequest {
 
 /// Payload of [`Op::QueueMessage`]; followed by `count` little-endian u32 element sizes and
 /// then the elements' bytes, concatenated.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct QueueMessageRequest {
     /// Service handle.
@@ -259,7 +271,9 @@ pub struct QueueMessageRequest {
 /// Payload of [`Op::QueueBulkTransmit`] / [`Op::QueueBulkReceive`]. Unless `mode` is
 /// WAITING, the frame carries one memfd (`SCM_RIGHTS`) of at least `size` bytes, sealed
 /// against shrinking (`F_SEAL_SHRINK`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct BulkRequest {
     /// Service handle.
@@ -277,7 +291,9 @@ pub struct BulkRequest {
 
 /// Response payload of a bulk request that was interrupted: the mode the caller must
 /// write back (WAITING) before retrying.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct BulkResponse {
     /// The mode to retry with.
@@ -287,7 +303,9 @@ pub struct BulkResponse {
 }
 
 /// Payload of [`Op::AwaitCompletion`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct AwaitRequest {
     /// Capacity of the caller's completion array.
@@ -302,7 +320,9 @@ pub struct AwaitRequest {
 
 /// Response payload of [`Op::AwaitCompletion`], followed by `result` records and then
 /// the message bytes (header + data each) of the records that carry one, in order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct AwaitResponse {
     /// Message buffers left (`msgbufcount` written back; buffers are taken from the end).
@@ -312,7 +332,9 @@ pub struct AwaitResponse {
 }
 
 /// One completion.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct CompletionRecord {
     /// A `Reason` value.
@@ -327,7 +349,9 @@ pub struct CompletionRecord {
 }
 
 /// Payload of [`Op::DequeueMessage`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct DequeueRequest {
     /// Service handle.
@@ -341,7 +365,9 @@ pub struct DequeueRequest {
 }
 
 /// Payload of [`Op::SetServiceOption`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct SetOptionRequest {
     /// Service handle.
@@ -376,7 +402,13 @@ mod tests {
 
     #[test]
     fn header_encoding_is_little_endian() {
-        let h = RequestHeader { magic: REQUEST_MAGIC, tag: 7, op: Op::GetClientId as u32, _pad: 0, arg: 0x1234 };
+        let h = RequestHeader {
+            magic: REQUEST_MAGIC,
+            tag: 7,
+            op: Op::GetClientId as u32,
+            _pad: 0,
+            arg: 0x1234,
+        };
         let b = h.as_bytes();
         assert_eq!(&b[0..4], &REQUEST_MAGIC.to_le_bytes());
         assert_eq!(&b[4..8], &7u32.to_le_bytes());
@@ -389,7 +421,10 @@ mod tests {
     fn socket_path_rules() {
         // Only the pure branches: the env var is process-global, so it is not touched here.
         if std::env::var_os(SOCKET_ENV).is_none() {
-            assert_eq!(default_socket_path(0), std::path::PathBuf::from(DEFAULT_SOCKET_ROOT));
+            assert_eq!(
+                default_socket_path(0),
+                std::path::PathBuf::from(DEFAULT_SOCKET_ROOT)
+            );
         }
     }
 }

@@ -68,12 +68,26 @@ enum What {
 
 /// Prints one figure line.
 pub fn figure(name: &str, value: f64, baseline: f64, unit: &str) {
-    let ratio = if baseline > 0.0 { value / baseline } else { f64::NAN };
-    println!("{name}: {} {unit} (baseline: {} {unit}, ratio: {ratio:.2})", fmt(value), fmt(baseline));
+    let ratio = if baseline > 0.0 {
+        value / baseline
+    } else {
+        f64::NAN
+    };
+    println!(
+        "{name}: {} {unit} (baseline: {} {unit}, ratio: {ratio:.2})",
+        fmt(value),
+        fmt(baseline)
+    );
 }
 
 fn fmt(v: f64) -> String {
-    if v >= 100.0 { format!("{v:.0}") } else if v >= 10.0 { format!("{v:.1}") } else { format!("{v:.2}") }
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 /// A private in-process daemon for a benchmark.
@@ -96,7 +110,12 @@ impl Private {
         let thread = std::thread::spawn(move || {
             let _ = daemon.run(None);
         });
-        Ok(Private { socket, dir, stopper, thread: Some(thread) })
+        Ok(Private {
+            socket,
+            dir,
+            stopper,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -130,11 +149,17 @@ fn socket_ping(size: usize, iters: u32) -> Result<Duration> {
     let (a, b) = socketpair_seqpacket()?;
     let echo = std::thread::spawn(move || {
         let mut buf = vec![0u8; 65536];
-        while let Ok(n) = vchiqd::sys::recv_with_fds(std::os::fd::AsFd::as_fd(&b), &mut buf).map(|r| r.0) {
+        while let Ok(n) =
+            vchiqd::sys::recv_with_fds(std::os::fd::AsFd::as_fd(&b), &mut buf).map(|r| r.0)
+        {
             if n == 0 || buf[..n].first() == Some(&0xff) {
                 break;
             }
-            let _ = vchiqd::sys::send_with_fds(std::os::fd::AsFd::as_fd(&b), &[std::io::IoSlice::new(&buf[..n])], &[]);
+            let _ = vchiqd::sys::send_with_fds(
+                std::os::fd::AsFd::as_fd(&b),
+                &[std::io::IoSlice::new(&buf[..n])],
+                &[],
+            );
         }
     });
     let msg = vec![1u8; size.max(1)];
@@ -142,11 +167,19 @@ fn socket_ping(size: usize, iters: u32) -> Result<Duration> {
     let mut times = Vec::with_capacity(iters as usize);
     for _ in 0..iters {
         let t = Instant::now();
-        vchiqd::sys::send_with_fds(std::os::fd::AsFd::as_fd(&a), &[std::io::IoSlice::new(&msg)], &[])?;
+        vchiqd::sys::send_with_fds(
+            std::os::fd::AsFd::as_fd(&a),
+            &[std::io::IoSlice::new(&msg)],
+            &[],
+        )?;
         vchiqd::sys::recv_with_fds(std::os::fd::AsFd::as_fd(&a), &mut buf)?;
         times.push(t.elapsed());
     }
-    vchiqd::sys::send_with_fds(std::os::fd::AsFd::as_fd(&a), &[std::io::IoSlice::new(&[0xff])], &[])?;
+    vchiqd::sys::send_with_fds(
+        std::os::fd::AsFd::as_fd(&a),
+        &[std::io::IoSlice::new(&[0xff])],
+        &[],
+    )?;
     let _ = echo.join();
     Ok(median(times))
 }
@@ -164,7 +197,14 @@ fn echo_service(inst: &Instance) -> Result<(Service, mpsc::Receiver<Vec<u8>>)> {
             let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(d);
         }
     }));
-    let svc = inst.open_service(ServiceParams { fourcc: FourCc::ECHO, version: 3, version_min: 3 }, handler)?;
+    let svc = inst.open_service(
+        ServiceParams {
+            fourcc: FourCc::ECHO,
+            version: 3,
+            version_min: 3,
+        },
+        handler,
+    )?;
     Ok((svc, rx))
 }
 
@@ -179,7 +219,9 @@ fn ping(iters: u32) -> Result<()> {
         for i in 0..iters + iters / 10 {
             let t = Instant::now();
             svc.queue_message(&msg)?;
-            let reply = rx.recv_timeout(Duration::from_secs(10)).context("no echo within 10 s")?;
+            let reply = rx
+                .recv_timeout(Duration::from_secs(10))
+                .context("no echo within 10 s")?;
             if reply.len() != size {
                 bail!("echo returned {} bytes for {size}", reply.len());
             }
@@ -189,7 +231,12 @@ fn ping(iters: u32) -> Result<()> {
         }
         let ours = median(times);
         let base = socket_ping(size, iters)?;
-        figure(&format!("ping {size}B round trip"), us(ours), us(base), "us");
+        figure(
+            &format!("ping {size}B round trip"),
+            us(ours),
+            us(base),
+            "us",
+        );
     }
     let _ = svc.remove();
     Ok(())
@@ -202,16 +249,28 @@ fn us(d: Duration) -> f64 {
 fn bulk(iters: u32) -> Result<()> {
     let d = Private::start()?;
     let inst = Instance::connect_to(&d.socket)?;
-    let svc = inst.open_service(ServiceParams { fourcc: FourCc::FUN2, version: 3, version_min: 3 }, Handler::Queue)?;
+    let svc = inst.open_service(
+        ServiceParams {
+            fourcc: FourCc::FUN2,
+            version: 3,
+            version_min: 3,
+        },
+        Handler::Queue,
+    )?;
     for size in [64 * 1024usize, 1 << 20, 4 << 20] {
         let data: Vec<u8> = (0..size).map(|i| i as u8).collect();
         let mut times = Vec::new();
         for _ in 0..iters {
             let t = Instant::now();
-            let req: Vec<u8> = [size as u32, 0, 0, 0].iter().flat_map(|w| w.to_le_bytes()).collect();
+            let req: Vec<u8> = [size as u32, 0, 0, 0]
+                .iter()
+                .flat_map(|w| w.to_le_bytes())
+                .collect();
             svc.queue_message(&req)?;
             svc.bulk_transmit(&data, BulkMode::Blocking, 1)?;
-            let back = svc.bulk_receive(size, BulkMode::Blocking, 2)?.context("no data")?;
+            let back = svc
+                .bulk_receive(size, BulkMode::Blocking, 2)?
+                .context("no data")?;
             if back.len() < size || back[..size] != data[..] {
                 bail!("fun2 returned different data");
             }
@@ -231,14 +290,23 @@ fn bulk(iters: u32) -> Result<()> {
         }
         let base = median(btimes);
         let mbps = |d: Duration| (2 * size) as f64 / d.as_secs_f64() / 1e6;
-        figure(&format!("bulk {} round trip", human(size)), mbps(ours), mbps(base), "MB/s");
+        figure(
+            &format!("bulk {} round trip", human(size)),
+            mbps(ours),
+            mbps(base),
+            "MB/s",
+        );
     }
     let _ = svc.remove();
     Ok(())
 }
 
 fn human(size: usize) -> String {
-    if size >= 1 << 20 { format!("{}MiB", size >> 20) } else { format!("{}KiB", size >> 10) }
+    if size >= 1 << 20 {
+        format!("{}MiB", size >> 20)
+    } else {
+        format!("{}KiB", size >> 10)
+    }
 }
 
 fn rss_kib(pid: u32) -> Result<u64> {
@@ -266,7 +334,11 @@ fn clients(count: u32) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     // The daemon under test.
     let sock = dir.join("vchiq.sock");
-    let mut daemon = Command::new(&exe).args(["daemon", "--socket"]).arg(&sock).stderr(Stdio::null()).spawn()?;
+    let mut daemon = Command::new(&exe)
+        .args(["daemon", "--socket"])
+        .arg(&sock)
+        .stderr(Stdio::null())
+        .spawn()?;
     wait_for(&sock)?;
     std::thread::sleep(Duration::from_millis(300));
     let before = rss_kib(daemon.id())?;
@@ -281,7 +353,10 @@ fn clients(count: u32) -> Result<()> {
     let _ = daemon.wait();
     // The baseline: a thread-per-connection server holding the same number of connections.
     let bsock = dir.join("baseline.sock");
-    let mut server = Command::new(&exe).args(["bench", "socket-server"]).arg(&bsock).spawn()?;
+    let mut server = Command::new(&exe)
+        .args(["bench", "socket-server"])
+        .arg(&bsock)
+        .spawn()?;
     wait_for(&bsock)?;
     std::thread::sleep(Duration::from_millis(300));
     let bbefore = rss_kib(server.id())?;
@@ -300,7 +375,12 @@ fn clients(count: u32) -> Result<()> {
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
     let per = |b: u64, a: u64| a.saturating_sub(b) as f64 / f64::from(count.max(1));
-    figure(&format!("clients memory per idle client ({count} connected)"), per(before, after), per(bbefore, bafter), "KiB");
+    figure(
+        &format!("clients memory per idle client ({count} connected)"),
+        per(before, after),
+        per(bbefore, bafter),
+        "KiB",
+    );
     Ok(())
 }
 
@@ -308,14 +388,16 @@ fn socket_server(path: &std::path::Path) -> Result<()> {
     let listener = std::os::unix::net::UnixListener::bind(path)?;
     for s in listener.incoming() {
         let mut s = s?;
-        std::thread::Builder::new().stack_size(256 * 1024).spawn(move || {
-            let mut b = [0u8; 64];
-            while let Ok(n) = s.read(&mut b) {
-                if n == 0 || s.write_all(&b[..n]).is_err() {
-                    break;
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let mut b = [0u8; 64];
+                while let Ok(n) = s.read(&mut b) {
+                    if n == 0 || s.write_all(&b[..n]).is_err() {
+                        break;
+                    }
                 }
-            }
-        })?;
+            })?;
     }
     Ok(())
 }

@@ -69,11 +69,15 @@ pub struct VideoCoreArgs {
 
 /// Parses `WIDTHxHEIGHT`.
 pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
-    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("'{s}' is not WIDTHxHEIGHT"))?;
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("'{s}' is not WIDTHxHEIGHT"))?;
     let w: u32 = w.parse().map_err(|_| format!("bad width in '{s}'"))?;
     let h: u32 = h.parse().map_err(|_| format!("bad height in '{s}'"))?;
     if !(1..=2048).contains(&w) || !(1..=2048).contains(&h) {
-        return Err(format!("display size {w}x{h} is outside 1x1..2048x2048 (EGL on the Pi rejects larger windows)"));
+        return Err(format!(
+            "display size {w}x{h} is outside 1x1..2048x2048 (EGL on the Pi rejects larger windows)"
+        ));
     }
     Ok((w, h))
 }
@@ -98,7 +102,10 @@ pub fn socket_path(explicit: Option<PathBuf>) -> PathBuf {
 
 pub fn run(a: DaemonArgs) -> Result<ExitCode> {
     let mut opts = DaemonOptions::new(socket_path(a.socket));
-    opts.videocore = a.videocore.parse::<VideoCoreMode>().map_err(anyhow::Error::msg)?;
+    opts.videocore = a
+        .videocore
+        .parse::<VideoCoreMode>()
+        .map_err(anyhow::Error::msg)?;
     opts.vc = vc_options(a.display_size, &a.display)?;
     opts.socket_mode = a.socket_mode;
     if let Some(g) = a.socket_group {

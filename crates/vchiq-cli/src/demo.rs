@@ -75,7 +75,10 @@ pub fn nsexec(a: NsExecArgs) -> Result<ExitCode> {
         eprintln!("vchiq nsexec: cannot create a PID namespace: {e}");
         return Ok(ExitCode::from(125));
     }
-    let status = Command::new(&a.command[0]).args(&a.command[1..]).status().with_context(|| format!("running {}", a.command[0]))?;
+    let status = Command::new(&a.command[0])
+        .args(&a.command[1..])
+        .status()
+        .with_context(|| format!("running {}", a.command[0]))?;
     Ok(ExitCode::from(status.code().map_or(128 + 9, |c| c as u8)))
 }
 
@@ -86,7 +89,10 @@ pub fn probe_isolation() -> Isolation {
         Err(_) => return Isolation::None,
     };
     let tries: &[(Isolation, bool)] = if vchiqd::sys::geteuid() == 0 {
-        &[(Isolation::PidNamespace, false), (Isolation::UserAndPidNamespace, true)]
+        &[
+            (Isolation::PidNamespace, false),
+            (Isolation::UserAndPidNamespace, true),
+        ]
     } else {
         &[(Isolation::UserAndPidNamespace, true)]
     };
@@ -146,9 +152,17 @@ fn parse_line(st: &mut ClientState, line: &str) {
     } else if let Some(v) = line.strip_prefix("client_id: ") {
         st.client_id = v.trim().parse().ok();
     } else if let Some(rest) = line.strip_prefix("frame ") {
-        let k = rest.split(':').next().and_then(|s| s.trim().parse().ok()).unwrap_or(st.frames + 1);
+        let k = rest
+            .split(':')
+            .next()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(st.frames + 1);
         st.frames = k;
-        if let Some(p) = rest.rsplit("khan posts ").next().and_then(|s| s.trim().parse().ok()) {
+        if let Some(p) = rest
+            .rsplit("khan posts ")
+            .next()
+            .and_then(|s| s.trim().parse().ok())
+        {
             st.khan_posts = p;
         }
         st.started.get_or_insert(now);
@@ -158,33 +172,15 @@ fn parse_line(st: &mut ClientState, line: &str) {
         st.last_frame = Some(now);
     } else if line.starts_with("frames: ") {
         // The summary counts the posts that arrived after the last frame line too.
-        if let Some(p) = line.rsplit("khan posts: ").next().and_then(|s| s.trim().parse().ok()) {
+        if let Some(p) = line
+            .rsplit("khan posts: ")
+            .next()
+            .and_then(|s| s.trim().parse().ok())
+        {
             st.khan_posts = p;
         }
         st.summary = Some(line.to_owned());
         st.finished = Some(now);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn client_lines_are_parsed() {
-        let mut st = ClientState::default();
-        for l in [
-            "pid: 1",
-            "client_id: 4242",
-            "window: element 19 960x960 at x=0",
-            "frame 1: 3.10 ms, khan posts 0",
-            "frame 2: 3.20 ms, khan posts 1",
-            "frames: 2 in 0.01 s (200.0 fps); per frame: min 3.10 ms, median 3.20 ms, p95 3.20 ms, max 3.20 ms; khan posts: 2",
-        ] {
-            parse_line(&mut st, l);
-        }
-        assert_eq!((st.pid_inside, st.client_id, st.frames, st.khan_posts), (Some(1), Some(4242), 2, 2));
-        assert!(st.summary.is_some());
     }
 }
 
@@ -199,7 +195,9 @@ struct Running {
 
 fn spawn_client(iso: Isolation, exe: &Path, name: &str, args: Vec<String>) -> Result<Running> {
     let mut cmd = isolated_command(iso, exe, &args);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null());
     let mut child = cmd.spawn().with_context(|| format!("starting {name}"))?;
     let state = Arc::new(Mutex::new(ClientState::default()));
     let out = child.stdout.take().context("client stdout")?;
@@ -213,14 +211,26 @@ fn spawn_client(iso: Isolation, exe: &Path, name: &str, args: Vec<String>) -> Re
     let st = state.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(err).lines().map_while(Result::ok) {
-            st.lock().unwrap_or_else(|p| p.into_inner()).errors.push(line);
+            st.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .errors
+                .push(line);
         }
     });
-    Ok(Running { name: name.to_owned(), child, state, reader: Some(reader) })
+    Ok(Running {
+        name: name.to_owned(),
+        child,
+        state,
+        reader: Some(reader),
+    })
 }
 
 fn bar(done: u32, total: u32, width: usize) -> String {
-    let filled = if total == 0 { 0 } else { (done.min(total) as usize * width) / total as usize };
+    let filled = if total == 0 {
+        0
+    } else {
+        (done.min(total) as usize * width) / total as usize
+    };
     format!("[{}{}]", "#".repeat(filled), " ".repeat(width - filled))
 }
 
@@ -232,7 +242,9 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&run_dir)?;
     let socket = run_dir.join("vchiq.sock");
 
-    println!("vchiq demo: two hello_triangle clients in two PID namespaces, one software VideoCore");
+    println!(
+        "vchiq demo: two hello_triangle clients in two PID namespaces, one software VideoCore"
+    );
     println!(
         "mode: {}",
         if a.legacy_pid {
@@ -244,7 +256,11 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     let mut opts = DaemonOptions::new(socket.clone());
     opts.socket_group = None;
     // Two square windows side by side: each cube is framed as the original frames it.
-    opts.vc = VideoCoreOptions { display_width: 1920, display_height: 960, display_output: None };
+    opts.vc = VideoCoreOptions {
+        display_width: 1920,
+        display_height: 960,
+        display_output: None,
+    };
     let daemon = Daemon::start(&opts).context("starting vchiqd")?;
     let vc = daemon.videocore().context("embedded VideoCore")?;
     let vc_log = vc.log().clone();
@@ -252,7 +268,10 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     let stopper = daemon.stopper();
     let driver = daemon.driver().clone();
     let daemon_thread = std::thread::spawn(move || daemon.run(None));
-    println!("vchiqd: listening on {} (VideoCore embedded, display 1920x960)", socket.display());
+    println!(
+        "vchiqd: listening on {} (VideoCore embedded, display 1920x960)",
+        socket.display()
+    );
 
     let iso = probe_isolation();
     println!("isolation: each client runs in {}", iso.describe());
@@ -299,7 +318,14 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
             }
             let mut st = c.state.lock().unwrap_or_else(|p| p.into_inner());
             let idle = st.last_frame.map_or(begin.elapsed(), |t| t.elapsed());
-            if idle > stall + if st.last_frame.is_none() { Duration::from_secs(20) } else { Duration::ZERO } {
+            if idle
+                > stall
+                    + if st.last_frame.is_none() {
+                        Duration::from_secs(20)
+                    } else {
+                        Duration::ZERO
+                    }
+            {
                 st.stalled = true;
                 vchiqd::sys::kill_process_group(c.child.id(), libc::SIGKILL);
                 let _ = c.child.wait();
@@ -314,7 +340,14 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
                 .map(|c| {
                     let st = c.state.lock().unwrap_or_else(|p| p.into_inner());
                     let tag = if st.stalled { " STALLED" } else { "" };
-                    format!("{} {} {:>3}/{}{}", c.name, bar(st.frames, a.frames, 20), st.frames, a.frames, tag)
+                    format!(
+                        "{} {} {:>3}/{}{}",
+                        c.name,
+                        bar(st.frames, a.frames, 20),
+                        st.frames,
+                        a.frames,
+                        tag
+                    )
                 })
                 .collect();
             if tty {
@@ -335,12 +368,21 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     }
 
     // The display as the VideoCore composed it, then stop the daemon.
-    let states: Vec<(String, ClientState)> =
-        clients.iter().map(|c| (c.name.clone(), c.state.lock().unwrap_or_else(|p| p.into_inner()).clone())).collect();
+    let states: Vec<(String, ClientState)> = clients
+        .iter()
+        .map(|c| {
+            (
+                c.name.clone(),
+                c.state.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            )
+        })
+        .collect();
     let status_dump = driver.dump();
     let log = vc_log.render();
     let display_png = out.join("display.png");
-    if let Err(e) = framebuffer.and_then(|f| f().write_png(&display_png).map_err(anyhow::Error::from)) {
+    if let Err(e) =
+        framebuffer.and_then(|f| f().write_png(&display_png).map_err(anyhow::Error::from))
+    {
         eprintln!("display snapshot: {e:#}");
     }
     stopper.stop();
@@ -366,10 +408,15 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     };
 
     println!();
-    println!("{:<10} {:>10} {:>12} {:>8} {:>11} {:>8}", "client", "PID inside", "client id", "frames", "KHAN posts", "fps");
+    println!(
+        "{:<10} {:>10} {:>12} {:>8} {:>11} {:>8}",
+        "client", "PID inside", "client id", "frames", "KHAN posts", "fps"
+    );
     for (name, st) in &states {
         let fps = match (st.started, st.last_frame) {
-            (Some(s), Some(l)) if st.frames > 1 && l > s => format!("{:.1}", f64::from(st.frames) / (l - s).as_secs_f64()),
+            (Some(s), Some(l)) if st.frames > 1 && l > s => {
+                format!("{:.1}", f64::from(st.frames) / (l - s).as_secs_f64())
+            }
             _ => "-".into(),
         };
         println!(
@@ -397,15 +444,23 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         }
     }
 
-    let complete = states.iter().all(|(_, st)| st.frames >= a.frames && !st.stalled && st.exited == Some(0));
+    let complete = states
+        .iter()
+        .all(|(_, st)| st.frames >= a.frames && !st.stalled && st.exited == Some(0));
     let stalled = states.iter().filter(|(_, st)| st.stalled).count();
     println!();
     if a.legacy_pid {
         if stalled > 0 {
-            println!("As in 2016: {stalled} client(s) froze after 3 frames. getpid() inside a PID namespace is 1, but");
-            println!("the driver told the VideoCore each client's host PID, so no KHAN handle matched and no swap completed.");
+            println!(
+                "As in 2016: {stalled} client(s) froze after 3 frames. getpid() inside a PID namespace is 1, but"
+            );
+            println!(
+                "the driver told the VideoCore each client's host PID, so no KHAN handle matched and no swap completed."
+            );
         } else {
-            println!("Unexpected: the legacy clients did not stall (are the PID namespaces missing?)");
+            println!(
+                "Unexpected: the legacy clients did not stall (are the PID namespaces missing?)"
+            );
         }
         return Ok(ExitCode::from(1));
     }
@@ -413,7 +468,9 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         bail!("the demo did not complete: see the table above and the VideoCore log");
     }
     let _ = sheet_ok;
-    println!("Both clients are PID 1 in their namespaces, yet each was told apart by the client id the driver");
+    println!(
+        "Both clients are PID 1 in their namespaces, yet each was told apart by the client id the driver"
+    );
     println!("attested (its host PID), and every swap got its KHAN post.");
     Ok(ExitCode::SUCCESS)
 }
@@ -450,13 +507,23 @@ fn contact_sheet(out: &Path, file: &Path) -> Result<usize> {
     let mut rows: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for entry in std::fs::read_dir(out)? {
         let dir = entry?.path();
-        if dir.is_dir() && dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with("client-")) {
+        if dir.is_dir()
+            && dir
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("client-"))
+        {
             let mut frames: Vec<PathBuf> = std::fs::read_dir(&dir)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "png"))
                 .collect();
             frames.sort();
-            rows.insert(dir.file_name().unwrap_or_default().to_string_lossy().into_owned(), frames);
+            rows.insert(
+                dir.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                frames,
+            );
         }
     }
     let cols = rows.values().map(Vec::len).max().unwrap_or(0);
@@ -464,10 +531,18 @@ fn contact_sheet(out: &Path, file: &Path) -> Result<usize> {
         return Ok(0);
     }
     // Cells 320 pixels wide, with the frames' aspect ratio.
-    let first = rows.values().flatten().next().map(|p| read_png(p)).transpose()?;
+    let first = rows
+        .values()
+        .flatten()
+        .next()
+        .map(|p| read_png(p))
+        .transpose()?;
     let (fw, fh) = first.map_or((1, 1), |i| (i.width.max(1), i.height.max(1)));
     let (tw, th, pad) = (320u32, (320 * fh / fw).max(1), 8u32);
-    let mut sheet = vc_gles::Image::new(pad + cols as u32 * (tw + pad), pad + rows.len() as u32 * (th + pad));
+    let mut sheet = vc_gles::Image::new(
+        pad + cols as u32 * (tw + pad),
+        pad + rows.len() as u32 * (th + pad),
+    );
     for px in sheet.pixels.iter_mut() {
         *px = u32::from_le_bytes([24, 24, 24, 255]);
     }
@@ -487,6 +562,33 @@ fn contact_sheet(out: &Path, file: &Path) -> Result<usize> {
             placed += 1;
         }
     }
-    sheet.write_png(file).with_context(|| format!("writing {}", file.display()))?;
+    sheet
+        .write_png(file)
+        .with_context(|| format!("writing {}", file.display()))?;
     Ok(placed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_lines_are_parsed() {
+        let mut st = ClientState::default();
+        for l in [
+            "pid: 1",
+            "client_id: 4242",
+            "window: element 19 960x960 at x=0",
+            "frame 1: 3.10 ms, khan posts 0",
+            "frame 2: 3.20 ms, khan posts 1",
+            "frames: 2 in 0.01 s (200.0 fps); per frame: min 3.10 ms, median 3.20 ms, p95 3.20 ms, max 3.20 ms; khan posts: 2",
+        ] {
+            parse_line(&mut st, l);
+        }
+        assert_eq!(
+            (st.pid_inside, st.client_id, st.frames, st.khan_posts),
+            (Some(1), Some(4242), 2, 2)
+        );
+        assert!(st.summary.is_some());
+    }
 }

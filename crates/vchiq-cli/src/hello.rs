@@ -384,7 +384,6 @@ fn fmt_fps(v: f64) -> String {
     }
 }
 
-
 /// The scene drawn by vc-gles directly, as the KHRN server would for the client's calls.
 /// Returns the frames per second and frame 1's pixels.
 fn render_alone(frames: u32, images: &[Vec<u8>; 3]) -> (f64, Vec<[u8; 4]>) {

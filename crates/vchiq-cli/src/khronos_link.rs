@@ -46,16 +46,24 @@ impl RpcTransport for Rpc {
     }
 
     fn recv(&self, channel: Channel) -> Result<Vec<u8>, TransportError> {
-        let rx = self.rx[idx(channel)].lock().unwrap_or_else(|p| p.into_inner());
+        let rx = self.rx[idx(channel)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         rx.recv().map_err(|_| TransportError::Closed(channel))
     }
 
     fn bulk_send(&self, channel: Channel, data: &[u8]) -> Result<(), TransportError> {
-        self.service(channel).bulk_transmit(data, BulkMode::Blocking, 0).map_err(io_err)
+        self.service(channel)
+            .bulk_transmit(data, BulkMode::Blocking, 0)
+            .map_err(io_err)
     }
 
     fn bulk_recv(&self, channel: Channel, len: usize) -> Result<Vec<u8>, TransportError> {
-        match self.service(channel).bulk_receive(len, BulkMode::Blocking, 0).map_err(io_err)? {
+        match self
+            .service(channel)
+            .bulk_receive(len, BulkMode::Blocking, 0)
+            .map_err(io_err)?
+        {
             Some(d) => Ok(d),
             None => Err(TransportError::Closed(channel)),
         }
@@ -100,13 +108,28 @@ pub fn attach(inst: &Instance, pid_source: PidSource) -> Result<Arc<Client>> {
             }
         }
     }));
-    let params = |fourcc| ServiceParams { fourcc, version: VC_KHRN_VERSION, version_min: VC_KHRN_VERSION };
-    let khan = inst.open_service(params(FourCc::KHAN), khan_handler).context("opening KHAN")?;
+    let params = |fourcc| ServiceParams {
+        fourcc,
+        version: VC_KHRN_VERSION,
+        version_min: VC_KHRN_VERSION,
+    };
+    let khan = inst
+        .open_service(params(FourCc::KHAN), khan_handler)
+        .context("opening KHAN")?;
     let (h1, rx1) = reply_handler();
-    let khrn = inst.open_service(params(FourCc::KHRN), h1).context("opening KHRN")?;
+    let khrn = inst
+        .open_service(params(FourCc::KHRN), h1)
+        .context("opening KHRN")?;
     let (h2, rx2) = reply_handler();
-    let khhn = inst.open_service(params(FourCc::KHHN), h2).context("opening KHHN")?;
-    let rpc = Arc::new(Rpc { khrn, khhn, khan, rx: [Mutex::new(rx1), Mutex::new(rx2)] });
+    let khhn = inst
+        .open_service(params(FourCc::KHHN), h2)
+        .context("opening KHHN")?;
+    let rpc = Arc::new(Rpc {
+        khrn,
+        khhn,
+        khan,
+        rx: [Mutex::new(rx1), Mutex::new(rx2)],
+    });
     let client = Client::new(rpc, pid_source);
     let _ = client_slot.set(Arc::downgrade(&client));
     Ok(client)

@@ -67,11 +67,16 @@ pub fn status(a: StatusArgs) -> Result<ExitCode> {
     let inst = connect(a.socket)?;
     {
         let hello = inst.hello();
-        let ns = std::fs::read_link("/proc/self/ns/pid").map(|p| p.display().to_string()).unwrap_or_default();
+        let ns = std::fs::read_link("/proc/self/ns/pid")
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
         println!("pid: {}", std::process::id());
         println!("client_id: {}", hello.client_id);
         println!("pid_namespace: {ns}");
-        println!("pid_namespace_inode_seen_by_daemon: {}", hello.pid_namespace);
+        println!(
+            "pid_namespace_inode_seen_by_daemon: {}",
+            hello.pid_namespace
+        );
         println!("uid: {}", hello.uid);
         println!("instance: {}", hello.instance);
         println!("socket: {}", inst.socket_path().display());
@@ -81,8 +86,15 @@ pub fn status(a: StatusArgs) -> Result<ExitCode> {
 
 /// Opens a VCHI-style (queue) service.
 pub fn open_queue(inst: &Instance, fourcc: FourCc, version: i16) -> Result<Service> {
-    inst.open_service(ServiceParams { fourcc, version, version_min: version }, Handler::Queue)
-        .with_context(|| format!("opening the VideoCore's {fourcc} service"))
+    inst.open_service(
+        ServiceParams {
+            fourcc,
+            version,
+            version_min: version,
+        },
+        Handler::Queue,
+    )
+    .with_context(|| format!("opening the VideoCore's {fourcc} service"))
 }
 
 /// Sends one GCMD command and returns (text, exit code) as vcgencmd decides them.
@@ -95,7 +107,10 @@ pub fn gencmd_request(inst: &Instance, words: &[String]) -> Result<String> {
         request.push(' ');
     }
     if request.len() >= 512 {
-        bail!("command too long ({} characters; vcgencmd allows 511)", request.len());
+        bail!(
+            "command too long ({} characters; vcgencmd allows 511)",
+            request.len()
+        );
     }
     let mut bytes = request.into_bytes();
     bytes.push(0);
@@ -114,7 +129,9 @@ pub fn gencmd_request(inst: &Instance, words: &[String]) -> Result<String> {
 
 pub fn gencmd(a: GencmdArgs) -> Result<ExitCode> {
     if a.command.is_empty() || a.command.iter().any(|w| w == "-h" || w == "--help") {
-        println!("Usage: vcgencmd COMMAND [ARGS...]\nSends COMMAND to the VideoCore; 'vcgencmd commands' lists them.");
+        println!(
+            "Usage: vcgencmd COMMAND [ARGS...]\nSends COMMAND to the VideoCore; 'vcgencmd commands' lists them."
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let inst = match connect(a.socket) {
@@ -138,7 +155,11 @@ pub fn gencmd(a: GencmdArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::from(254));
     }
-    if text.ends_with('\n') { print!("{text}") } else { println!("{text}") }
+    if text.ends_with('\n') {
+        print!("{text}")
+    } else {
+        println!("{text}")
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -162,7 +183,11 @@ pub fn vcdb_text(inst: &Instance, request: &str) -> Result<String> {
 pub fn log(a: LogArgs) -> Result<ExitCode> {
     let inst = connect(a.socket)?;
     let text = vcdb_text(&inst, "log")?;
-    if text.is_empty() || text.ends_with('\n') { print!("{text}") } else { println!("{text}") }
+    if text.is_empty() || text.ends_with('\n') {
+        print!("{text}")
+    } else {
+        println!("{text}")
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -171,7 +196,9 @@ pub fn vcdb_png(inst: &Instance, request: &str) -> Result<Option<Vec<u8>>> {
     let svc = open_queue(inst, videocore::VCDB, 1)?;
     svc.queue_message(request.as_bytes())?;
     let reply = svc.dequeue(true)?;
-    let len = reply.get(..4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])) as usize;
+    let len = reply
+        .get(..4)
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])) as usize;
     let png = if len == 0 {
         None
     } else {
@@ -186,7 +213,9 @@ pub fn vcdb_png(inst: &Instance, request: &str) -> Result<Option<Vec<u8>>> {
 
 pub fn snapshot(a: SnapshotArgs) -> Result<ExitCode> {
     let inst = connect(a.socket)?;
-    let Some(png) = vcdb_png(&inst, "snapshot")? else { bail!("the VideoCore has no framebuffer to snapshot") };
+    let Some(png) = vcdb_png(&inst, "snapshot")? else {
+        bail!("the VideoCore has no framebuffer to snapshot")
+    };
     std::fs::write(&a.file, &png).with_context(|| format!("writing {}", a.file.display()))?;
     eprintln!("wrote {} ({} bytes)", a.file.display(), png.len());
     Ok(ExitCode::SUCCESS)
@@ -208,7 +237,9 @@ pub fn probe_identity(a: ProbeArgs) -> Result<ExitCode> {
     let svc = open_queue(&inst, videocore::VCDB, 1)?;
     svc.queue_message(b"clientid")?;
     let reply = svc.dequeue(true)?;
-    let vc = reply.get(..4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let vc = reply
+        .get(..4)
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
     println!("pid: {}", std::process::id());
     println!("client_id: {}", inst.client_id());
     println!("get_client_id: {}", svc.client_id()?);
@@ -231,7 +262,10 @@ pub fn probe_bulk(a: ProbeArgs) -> Result<ExitCode> {
     use std::io::Write;
     std::io::stdout().flush()?;
     loop {
-        let req: Vec<u8> = [size as u32, 0, 0, 0].iter().flat_map(|w| w.to_le_bytes()).collect();
+        let req: Vec<u8> = [size as u32, 0, 0, 0]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
         svc.queue_message(&req)?;
         svc.bulk_transmit(&data, BulkMode::Blocking, 1)?;
         svc.bulk_receive(size, BulkMode::Blocking, 2)?;

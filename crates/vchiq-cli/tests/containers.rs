@@ -316,7 +316,7 @@ fn frame_span(lines: &[Line]) -> Option<(Instant, Instant)> {
         .filter(|(_, l)| l.starts_with("frame "))
         .map(|(t, _)| *t);
     let first = t.next()?;
-    Some((first, t.last().unwrap_or(first)))
+    Some((first, t.next_back().unwrap_or(first)))
 }
 
 fn value<'a>(lines: &'a [String], key: &str) -> Option<&'a str> {
@@ -527,7 +527,7 @@ fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<bool> {
 /// `runc spec`'s default, made to run `args` non-interactively with the daemon's socket
 /// directory bind-mounted at /run/vchiq (the only thing shared with the host).
 fn edit_spec(spec: &mut serde_json::Value, args: Vec<String>, socket_dir: &Path) {
-    use serde_json::{Value, json};
+    use serde_json::json;
     let process = &mut spec["process"];
     process["args"] = json!(args);
     process["terminal"] = json!(false);
@@ -547,7 +547,7 @@ fn edit_spec(spec: &mut serde_json::Value, args: Vec<String>, socket_dir: &Path)
     assert!(
         spec["linux"]["namespaces"]
             .as_array()
-            .is_some_and(|ns| ns.iter().any(|n| n["type"] == Value::from("pid"))),
+            .is_some_and(|ns| ns.iter().any(|n| n["type"] == "pid")),
         "runc's default spec has a PID namespace"
     );
 }

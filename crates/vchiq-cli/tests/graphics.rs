@@ -51,11 +51,16 @@ fn frames(lines: &[String]) -> usize {
 }
 
 fn value<'a>(lines: &'a [String], key: &str) -> Option<&'a str> {
-    lines.iter().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
 }
 
 fn khan_posts(lines: &[String]) -> Option<u64> {
-    lines.iter().find(|l| l.starts_with("frames: ")).and_then(|l| l.rsplit("khan posts: ").next()?.trim().parse().ok())
+    lines
+        .iter()
+        .find(|l| l.starts_with("frames: "))
+        .and_then(|l| l.rsplit("khan posts: ").next()?.trim().parse().ok())
 }
 
 #[test]
@@ -84,14 +89,20 @@ fn legacy_pid_in_a_namespace_freezes_at_the_fourth_swap() {
     let d = TestDaemon::start(&["--display-size", "640x480"]);
     let mut c = hello(&d, true, &["--frames", "30", "--legacy-pid"]);
     let (lines, exited) = collect(&mut c, Duration::from_secs(5));
-    assert!(!exited, "a legacy client inside a PID namespace must stall, not finish: {lines:?}");
+    assert!(
+        !exited,
+        "a legacy client inside a PID namespace must stall, not finish: {lines:?}"
+    );
     kill_group(&mut c);
     assert_eq!(value(&lines, "pid"), Some("1"));
     // Three swaps complete on the three initial buffer counts; the 4th blocks.
     assert_eq!(frames(&lines), 3, "{lines:?}");
     let (_, log, _) = d.run(&["log"], Duration::from_secs(20));
     assert!(log.contains("*** No KHAN handle found for pid 1"), "{log}");
-    let lines_with: Vec<&str> = log.lines().filter(|l| l.contains("No KHAN handle")).collect();
+    let lines_with: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("No KHAN handle"))
+        .collect();
     assert_eq!(lines_with.len(), 4, "one lost post per swap sent: {log}");
 }
 
@@ -129,7 +140,10 @@ fn a_forged_pid_never_reaches_another_client() {
     // B writes A's id into its make-current records.
     let mut b = hello(&d, false, &["--frames", "30", "--forge-pid", &victim]);
     let (lb, eb) = collect(&mut b, Duration::from_secs(5));
-    assert!(!eb, "the forger must not get its own swaps completed: {lb:?}");
+    assert!(
+        !eb,
+        "the forger must not get its own swaps completed: {lb:?}"
+    );
     kill_group(&mut b);
     assert_eq!(frames(&lb), 3);
     // A finishes with exactly one post per swap: none of B's reached it.
@@ -137,7 +151,10 @@ fn a_forged_pid_never_reaches_another_client() {
     assert!(a.wait().unwrap().success());
     assert_eq!(khan_posts(&rest), Some(60), "{rest:?}");
     let (_, log, _) = d.run(&["log"], Duration::from_secs(20));
-    assert!(log.contains(&format!("khan: post for pid {victim} refused")), "{log}");
+    assert!(
+        log.contains(&format!("khan: post for pid {victim} refused")),
+        "{log}"
+    );
 }
 
 #[test]
@@ -154,28 +171,47 @@ fn vcgencmd_and_vcdbg_speak_like_the_real_tools() {
     };
     let (code, out, _) = run("vcgencmd", &["measure_temp"]);
     assert_eq!(code, Some(0));
-    let t = out.trim().strip_prefix("temp=").and_then(|r| r.strip_suffix("'C")).expect(&out);
+    let t = out
+        .trim()
+        .strip_prefix("temp=")
+        .and_then(|r| r.strip_suffix("'C"))
+        .expect(&out);
     assert!(t.parse::<f32>().unwrap() > 30.0);
     let (_, out, _) = run("vcgencmd", &["measure_clock", "arm"]);
     assert!(out.trim().starts_with("frequency(48)="), "{out}");
     let (_, out, _) = run("vcgencmd", &["get_mem", "arm"]);
-    assert!(out.trim().starts_with("arm=") && out.trim().ends_with('M'), "{out}");
+    assert!(
+        out.trim().starts_with("arm=") && out.trim().ends_with('M'),
+        "{out}"
+    );
     let (_, out, _) = run("vcgencmd", &["get_throttled"]);
     assert_eq!(out.trim(), "throttled=0x0");
     let (_, out, _) = run("vcgencmd", &["commands"]);
-    assert!(out.starts_with("commands=\"") && out.contains("measure_temp"), "{out}");
+    assert!(
+        out.starts_with("commands=\"") && out.contains("measure_temp"),
+        "{out}"
+    );
     let (code, out, err) = run("vcgencmd", &["no_such_command"]);
     assert_eq!(code, Some(254));
     assert!(out.is_empty());
-    assert!(err.starts_with("error=2 error_msg=\"Command not registered\""), "{err}");
+    assert!(
+        err.starts_with("error=2 error_msg=\"Command not registered\""),
+        "{err}"
+    );
     let (code, out, _) = run("vcdbg", &["log", "msg"]);
     assert_eq!(code, Some(0));
     assert!(!out.is_empty());
     for line in out.lines() {
         let (stamp, text) = line.split_once(": ").expect(line);
         let (secs, ms) = stamp.split_once('.').expect(line);
-        assert!(secs.len() == 6 && secs.bytes().all(|b| b.is_ascii_digit()), "{line}");
-        assert!(ms.len() == 3 && ms.bytes().all(|b| b.is_ascii_digit()), "{line}");
+        assert!(
+            secs.len() == 6 && secs.bytes().all(|b| b.is_ascii_digit()),
+            "{line}"
+        );
+        assert!(
+            ms.len() == 3 && ms.bytes().all(|b| b.is_ascii_digit()),
+            "{line}"
+        );
         assert!(!text.is_empty());
     }
     assert!(out.contains("gencmd: command not registered"), "{out}");

@@ -13,8 +13,14 @@ fn status_self_reports_the_attested_client_id() {
     let d = TestDaemon::start(&[]);
     let (code, out, err) = d.run(&["status", "--self"], Duration::from_secs(20));
     assert_eq!(code, Some(0), "stderr: {err}");
-    let pid = out.lines().find_map(|l| l.strip_prefix("pid: ")).expect("pid line");
-    let id = out.lines().find_map(|l| l.strip_prefix("client_id: ")).expect("client_id line");
+    let pid = out
+        .lines()
+        .find_map(|l| l.strip_prefix("pid: "))
+        .expect("pid line");
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("client_id: "))
+        .expect("client_id line");
     // Not in a namespace: the PID the process sees is the one the driver attests.
     assert_eq!(pid, id);
 }
@@ -48,7 +54,11 @@ fn two_clients_in_pid_namespaces_get_their_host_pids() {
         let id: u32 = keys["client_id"].parse().unwrap();
         // ... the driver attests its host PID (the nsexec process's child) ...
         let host = children_of(child.id());
-        assert_eq!(host, vec![id], "client id must be the host PID of the namespaced client");
+        assert_eq!(
+            host,
+            vec![id],
+            "client id must be the host PID of the namespaced client"
+        );
         // ... GET_CLIENT_ID returns it, and it is what the VideoCore got in OPEN.
         assert_eq!(keys["get_client_id"], keys["client_id"]);
         assert_eq!(keys["vc_client_id"], keys["client_id"]);

@@ -17,13 +17,28 @@ fn connect(d: &TestDaemon) -> OwnedFd {
     sys::seqpacket_connect(d.socket()).expect("connect")
 }
 
-fn send(sock: &OwnedFd, hdr: RequestHeader, payload: &[u8], fds: &[&OwnedFd]) -> std::io::Result<usize> {
+fn send(
+    sock: &OwnedFd,
+    hdr: RequestHeader,
+    payload: &[u8],
+    fds: &[&OwnedFd],
+) -> std::io::Result<usize> {
     let fds: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
-    sys::send_with_fds(sock.as_fd(), &[IoSlice::new(hdr.as_bytes()), IoSlice::new(payload)], &fds)
+    sys::send_with_fds(
+        sock.as_fd(),
+        &[IoSlice::new(hdr.as_bytes()), IoSlice::new(payload)],
+        &fds,
+    )
 }
 
 fn req(tag: u32, op: Op, arg: u64) -> RequestHeader {
-    RequestHeader { magic: wire::REQUEST_MAGIC, tag, op: op as u32, _pad: 0, arg }
+    RequestHeader {
+        magic: wire::REQUEST_MAGIC,
+        tag,
+        op: op as u32,
+        _pad: 0,
+        arg,
+    }
 }
 
 /// Waits for the response with `tag` (others are skipped); None if the connection closed.
@@ -48,7 +63,10 @@ fn call(sock: &OwnedFd, tag: u32, op: Op, arg: u64, payload: &[u8]) -> Option<i6
 
 /// HELLO, LIB_VERSION, CONNECT and an open `echo` service; returns its handle.
 fn open_echo(sock: &OwnedFd) -> u32 {
-    let hello = wire::HelloRequest { version: wire::PROTOCOL_VERSION, flags: 0 };
+    let hello = wire::HelloRequest {
+        version: wire::PROTOCOL_VERSION,
+        flags: 0,
+    };
     assert_eq!(call(sock, 1, Op::Hello, 0, hello.as_bytes()), Some(0));
     assert_eq!(call(sock, 2, Op::LibVersion, 8, &[]), Some(0));
     assert_eq!(call(sock, 3, Op::Connect, 0, &[]), Some(0));
@@ -101,11 +119,17 @@ fn malformed_frames_close_only_that_connection() {
     // A truncated header, an oversized frame, and a frame with an unknown op.
     let s = connect(&d);
     let _ = sys::send_with_fds(s.as_fd(), &[IoSlice::new(&[1, 2, 3])], &[]);
-    assert!(response(&s, 0).is_none(), "a short frame must close the connection");
+    assert!(
+        response(&s, 0).is_none(),
+        "a short frame must close the connection"
+    );
     let s = connect(&d);
     let big = vec![0u8; wire::MAX_REQUEST + 100];
     let _ = send(&s, req(9, Op::Status, 0), &big, &[]);
-    assert!(response(&s, 9).is_none(), "an oversized frame must close the connection");
+    assert!(
+        response(&s, 9).is_none(),
+        "an oversized frame must close the connection"
+    );
     let s = connect(&d);
     let mut h = req(5, Op::Connect, 0);
     h.op = 0x7777;
@@ -115,11 +139,21 @@ fn malformed_frames_close_only_that_connection() {
     // The good client still works.
     let mut msg = 5u32.to_le_bytes().to_vec();
     msg.extend_from_slice(b"still here");
-    let mut payload = wire::QueueMessageRequest { handle: echo, count: 1 }.as_bytes().to_vec();
+    let mut payload = wire::QueueMessageRequest {
+        handle: echo,
+        count: 1,
+    }
+    .as_bytes()
+    .to_vec();
     payload.extend_from_slice(&(msg.len() as u32).to_le_bytes());
     payload.extend_from_slice(&msg);
     assert_eq!(call(&good, 20, Op::QueueMessage, 0, &payload), Some(0));
-    let deq = wire::DequeueRequest { handle: echo, blocking: 1, bufsize: 4096, null_buf: 0 };
+    let deq = wire::DequeueRequest {
+        handle: echo,
+        blocking: 1,
+        bufsize: 4096,
+        null_buf: 0,
+    };
     send(&good, req(21, Op::DequeueMessage, 0), deq.as_bytes(), &[]).unwrap();
     let (n, data) = response(&good, 21).expect("echo reply");
     assert_eq!(n as usize, msg.len());
@@ -135,45 +169,99 @@ fn bad_handles_and_bad_bulk_buffers_get_errors() {
     let ha = open_echo(&a);
     let _hb = open_echo(&b);
     // Invalid handles.
-    for op in [Op::RemoveService, Op::CloseService, Op::UseService, Op::ReleaseService, Op::CloseDelivered] {
+    for op in [
+        Op::RemoveService,
+        Op::CloseService,
+        Op::UseService,
+        Op::ReleaseService,
+        Op::CloseDelivered,
+    ] {
         assert_eq!(call(&b, 30, op, 0xdead_beef, &[]), Some(EINVAL), "{op:?}");
     }
     assert_eq!(call(&b, 31, Op::GetClientId, 0xdead_beef, &[]), Some(0));
     // Another instance's handle is not ours: EINVAL, and no id leaks.
-    assert_eq!(call(&b, 32, Op::UseService, u64::from(ha), &[]), Some(EINVAL));
+    assert_eq!(
+        call(&b, 32, Op::UseService, u64::from(ha), &[]),
+        Some(EINVAL)
+    );
     assert_eq!(call(&b, 33, Op::GetClientId, u64::from(ha), &[]), Some(0));
-    assert_eq!(call(&b, 34, Op::RemoveService, u64::from(ha), &[]), Some(EINVAL));
+    assert_eq!(
+        call(&b, 34, Op::RemoveService, u64::from(ha), &[]),
+        Some(EINVAL)
+    );
     // A config larger than the struct.
     assert_eq!(call(&b, 35, Op::GetConfig, 21, &[]), Some(EINVAL));
     // A release below zero.
     assert!(call(&a, 36, Op::ReleaseService, u64::from(ha), &[]).is_some());
     // Bulk: a memfd too small, one not sealed, and none at all.
-    let bulk = |size: u32| wire::BulkRequest { handle: ha, size, userdata: 1, mode: 2, thread: 1 };
+    let bulk = |size: u32| wire::BulkRequest {
+        handle: ha,
+        size,
+        userdata: 1,
+        mode: 2,
+        thread: 1,
+    };
     let small = sys::sealed_memfd(&[0; 16], 16, libc::F_SEAL_SHRINK).unwrap();
-    send(&a, req(40, Op::QueueBulkTransmit, 0), bulk(4096).as_bytes(), &[&small]).unwrap();
+    send(
+        &a,
+        req(40, Op::QueueBulkTransmit, 0),
+        bulk(4096).as_bytes(),
+        &[&small],
+    )
+    .unwrap();
     assert_eq!(response(&a, 40).map(|r| r.0), Some(EINVAL));
     let unsealed = sys::sealed_memfd(&[0; 4096], 4096, 0).unwrap();
-    send(&a, req(41, Op::QueueBulkTransmit, 0), bulk(4096).as_bytes(), &[&unsealed]).unwrap();
+    send(
+        &a,
+        req(41, Op::QueueBulkTransmit, 0),
+        bulk(4096).as_bytes(),
+        &[&unsealed],
+    )
+    .unwrap();
     assert_eq!(response(&a, 41).map(|r| r.0), Some(EINVAL));
-    send(&a, req(42, Op::QueueBulkReceive, 0), bulk(4096).as_bytes(), &[]).unwrap();
+    send(
+        &a,
+        req(42, Op::QueueBulkReceive, 0),
+        bulk(4096).as_bytes(),
+        &[],
+    )
+    .unwrap();
     assert_eq!(response(&a, 42).map(|r| r.0), Some(EINVAL));
     // Too many elements.
-    let mut payload = wire::QueueMessageRequest { handle: ha, count: 9 }.as_bytes().to_vec();
+    let mut payload = wire::QueueMessageRequest {
+        handle: ha,
+        count: 9,
+    }
+    .as_bytes()
+    .to_vec();
     payload.extend_from_slice(&[0u8; 36]);
     assert_eq!(call(&a, 43, Op::QueueMessage, 0, &payload), Some(EINVAL));
     // A message over 4088 bytes is refused with EIO.
-    let mut payload = wire::QueueMessageRequest { handle: ha, count: 2 }.as_bytes().to_vec();
+    let mut payload = wire::QueueMessageRequest {
+        handle: ha,
+        count: 2,
+    }
+    .as_bytes()
+    .to_vec();
     payload.extend_from_slice(&3000u32.to_le_bytes());
     payload.extend_from_slice(&2000u32.to_le_bytes());
     payload.extend_from_slice(&vec![1u8; 5000]);
-    assert_eq!(call(&a, 44, Op::QueueMessage, 0, &payload), Some(-(libc::EIO as i64)));
+    assert_eq!(
+        call(&a, 44, Op::QueueMessage, 0, &payload),
+        Some(-(libc::EIO as i64))
+    );
     healthy(&d);
 }
 
 #[test]
 fn a_client_killed_mid_bulk_leaves_no_service_open() {
     let d = TestDaemon::start(&[]);
-    let mut probe = d.cmd(&["probe-bulk"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut probe = d
+        .cmd(&["probe-bulk"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut out = lines(&mut probe);
     let keys = read_keys(&mut out, 1);
     let victim: u32 = keys["client_id"].parse().unwrap();
@@ -193,14 +281,25 @@ fn a_client_killed_mid_bulk_leaves_no_service_open() {
         if closed {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "fun2 of client {victim} still open:\n{services}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "fun2 of client {victim} still open:\n{services}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let (_, status, _) = d.run(&["status"], Duration::from_secs(20));
-    assert!(!status.contains(&format!("client_id {victim} ")), "instance still listed:\n{status}");
+    assert!(
+        !status.contains(&format!("client_id {victim} ")),
+        "instance still listed:\n{status}"
+    );
     // Others go on, including a new bulk user.
     healthy(&d);
-    let mut again = d.cmd(&["probe-bulk"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut again = d
+        .cmd(&["probe-bulk"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut out = lines(&mut again);
     let _ = read_keys(&mut out, 1);
     let mut line = String::new();
@@ -213,7 +312,12 @@ fn a_client_killed_mid_bulk_leaves_no_service_open() {
 #[test]
 fn stopping_the_daemon_gives_clients_a_clear_error() {
     let mut d = TestDaemon::start(&[]);
-    let mut probe = d.cmd(&["probe-bulk"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut probe = d
+        .cmd(&["probe-bulk"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut out = lines(&mut probe);
     let _ = read_keys(&mut out, 1);
     assert_eq!(d.stop(), Some(0), "vchiqd must exit cleanly on SIGTERM");
@@ -222,23 +326,33 @@ fn stopping_the_daemon_gives_clients_a_clear_error() {
         if let Some(s) = probe.try_wait().unwrap() {
             break s;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "a client hung after the daemon stopped");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "a client hung after the daemon stopped"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(!status.success());
     let err = std::io::read_to_string(probe.stderr.take().unwrap()).unwrap();
-    assert!(err.contains("vchiqd"), "the error should name the daemon: {err}");
+    assert!(
+        err.contains("vchiqd"),
+        "the error should name the daemon: {err}"
+    );
     // A new client gets the "not running" advice.
     let (code, _, err) = run_with_limit(
         {
             let mut c = Command::new(exe());
-            c.args(["gencmd", "measure_temp"]).env("VCHIQ_SOCKET", d.socket());
+            c.args(["gencmd", "measure_temp"])
+                .env("VCHIQ_SOCKET", d.socket());
             c
         },
         Duration::from_secs(10),
     );
     assert_eq!(code, Some(255));
-    assert!(err.contains("vchiqd is not running") && err.contains("vchiq daemon"), "{err}");
+    assert!(
+        err.contains("vchiqd is not running") && err.contains("vchiq daemon"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -246,11 +360,35 @@ fn a_videocore_crash_is_a_contained_gpu_hang() {
     let d = TestDaemon::start(&["--videocore", "process"]);
     let (code, out, err) = d.run(&["gencmd", "measure_temp"], Duration::from_secs(20));
     assert_eq!(code, Some(0), "{out} {err}");
+    // A client in the middle of bulk transfers when the VideoCore dies.
+    let mut probe = d
+        .cmd(&["probe-bulk"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = lines(&mut probe);
+    let _ = read_keys(&mut out, 1);
+    let mut ready = String::new();
+    out.read_line(&mut ready).unwrap();
+    assert_eq!(ready.trim(), "ready");
     // Kill the VideoCore process (the daemon's child).
     let kids = children_of(d.child.id());
     assert_eq!(kids.len(), 1, "one VideoCore child expected: {kids:?}");
     unsafe_free_kill(kids[0], 9);
-    std::thread::sleep(Duration::from_millis(500));
+    // The connected client gets an error, not a hang.
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = probe.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "a connected client hung after a VideoCore crash"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success());
     // The daemon is still there and answers, with an error.
     let (code, _, err) = d.run(&["gencmd", "measure_temp"], Duration::from_secs(20));
     assert_ne!(code, Some(0));

@@ -847,7 +847,11 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
             let (params, handler) = {
                 let s = &st.services[&port];
                 (
-                    ServiceParams { fourcc: s.fourcc, version: s.version, version_min: s.version_min },
+                    ServiceParams {
+                        fourcc: s.fourcc,
+                        version: s.version,
+                        version_min: s.version_min,
+                    },
                     s.handler.clone(),
                 )
             };

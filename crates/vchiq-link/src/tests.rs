@@ -1008,9 +1008,14 @@ mod prop {
 fn a_pool_server_accepts_concurrent_opens_and_frees_closed_connections() {
     let p = pair();
     let (sh, srx) = recorder();
-    p.master.add_service_pool(params(b"GCMD", 1, 1), sh).unwrap();
+    p.master
+        .add_service_pool(params(b"GCMD", 1, 1), sh)
+        .unwrap();
     let listening = |link: &TestLink| {
-        link.services().iter().filter(|s| s.state == SrvState::Listening).count()
+        link.services()
+            .iter()
+            .filter(|s| s.state == SrvState::Listening)
+            .count()
     };
     // Three clients open at once from three threads.
     let opened: Vec<ServiceHandle> = std::thread::scope(|scope| {
@@ -1019,7 +1024,9 @@ fn a_pool_server_accepts_concurrent_opens_and_frees_closed_connections() {
                 let slave = &p.slave;
                 scope.spawn(move || {
                     let (ch, _crx) = recorder();
-                    slave.open_service(params(b"GCMD", 1, 1), 100 + i, ch).unwrap()
+                    slave
+                        .open_service(params(b"GCMD", 1, 1), 100 + i, ch)
+                        .unwrap()
                 })
             })
             .collect();

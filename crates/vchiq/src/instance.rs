@@ -384,7 +384,10 @@ pub fn daemon_status(path: impl AsRef<Path>) -> Result<String> {
     let path = path.as_ref().to_path_buf();
     let sock = sys::connect_seqpacket(&path).map_err(|e| Error::from_connect(path.clone(), e))?;
     let transport = SocketTransport::new(sock)?;
-    let hello = HelloRequest { version: PROTOCOL_VERSION, flags: 0 };
+    let hello = HelloRequest {
+        version: PROTOCOL_VERSION,
+        flags: 0,
+    };
     let result = transport
         .call(&Request::with(Op::Hello, &[hello.as_bytes()]))
         .and_then(|r| r.check(Op::Hello))

@@ -247,7 +247,10 @@ impl Instance {
 
     fn wait<'a>(&self, g: MutexGuard<'a, InstState>) -> MutexGuard<'a, InstState> {
         // A bounded wait: cancellation and link failure are re-checked by every caller's loop.
-        self.cv.wait_timeout(g, Duration::from_millis(250)).unwrap_or_else(|p| p.into_inner()).0
+        self.cv
+            .wait_timeout(g, Duration::from_millis(250))
+            .unwrap_or_else(|p| p.into_inner())
+            .0
     }
 
     fn on_link_event(self: &Arc<Self>, handle: u32, event: ServiceEvent) {
@@ -267,7 +270,11 @@ impl Instance {
                     svc.closed_events += 1;
                     let was = svc.phase;
                     svc.phase = if svc.is_server && svc.link.is_some() {
-                        if svc.auto_close { Phase::Listening } else { Phase::CloseWait }
+                        if svc.auto_close {
+                            Phase::Listening
+                        } else {
+                            Phase::CloseWait
+                        }
                     } else {
                         Phase::Closed
                     };
@@ -305,7 +312,8 @@ impl Instance {
                 }
             }
             ServiceEvent::BulkTransmitDone { userdata } => self.bulk_done(st, userdata, true, None),
-            ServiceEvent::BulkTransmitAborted { userdata } | ServiceEvent::BulkReceiveAborted { userdata } => {
+            ServiceEvent::BulkTransmitAborted { userdata }
+            | ServiceEvent::BulkReceiveAborted { userdata } => {
                 self.bulk_done(st, userdata, false, None)
             }
             ServiceEvent::BulkReceiveDone { userdata, data } => {
@@ -328,7 +336,9 @@ impl Instance {
     }
 
     fn bulk_done(&self, st: &mut InstState, id: u64, ok: bool, _unused: Option<()>) {
-        let Some(b) = st.bulks.get_mut(&id) else { return };
+        let Some(b) = st.bulks.get_mut(&id) else {
+            return;
+        };
         b.done = Some(ok);
         match b.mode {
             BulkMode::Callback => {
@@ -352,8 +362,21 @@ impl Instance {
     }
 }
 
-fn push(st: &mut InstState, reason: Reason, handle: u32, service_userdata: u64, bulk_userdata: u64, message: Option<Message>) {
-    st.completions.push_back(Completion { reason, handle, service_userdata, bulk_userdata, message });
+fn push(
+    st: &mut InstState,
+    reason: Reason,
+    handle: u32,
+    service_userdata: u64,
+    bulk_userdata: u64,
+    message: Option<Message>,
+) {
+    st.completions.push_back(Completion {
+        reason,
+        handle,
+        service_userdata,
+        bulk_userdata,
+        message,
+    });
 }
 
 struct LinkHandler {
@@ -429,6 +452,26 @@ impl Driver {
         *self.gpu_hang.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
         for inst in self.lock().instances.values() {
             let mut g = inst.lock();
+            let st = &mut *g;
+            // Every connected service is gone with the VideoCore: tell the client, as a
+            // close by the peer, so that nothing waits for a reply that cannot come.
+            let open: Vec<(u32, u64)> = st
+                .services
+                .iter_mut()
+                .filter(|(_, s)| matches!(s.phase, Phase::Open | Phase::Opening | Phase::CloseWait))
+                .map(|(h, s)| {
+                    s.phase = Phase::Closed;
+                    s.closed_events += 1;
+                    s.msgq.clear();
+                    (*h, s.userdata)
+                })
+                .collect();
+            for (h, ud) in open {
+                push(st, Reason::ServiceClosed, h, ud, 0, None);
+            }
+            for b in st.bulks.values_mut() {
+                b.done.get_or_insert(false);
+            }
             g.closing = true;
             drop(g);
             inst.cv.notify_all();
@@ -437,11 +480,19 @@ impl Driver {
 
     /// Why the VideoCore is gone, if it is.
     pub fn gpu_hang(&self) -> Option<String> {
-        self.gpu_hang.lock().unwrap_or_else(|p| p.into_inner()).clone().or_else(|| self.link.broken())
+        self.gpu_hang
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .or_else(|| self.link.broken())
     }
 
     fn check_vc(&self) -> Result<()> {
-        if self.gpu_hang().is_some() { err(libc::EIO) } else { Ok(()) }
+        if self.gpu_hang().is_some() {
+            err(libc::EIO)
+        } else {
+            Ok(())
+        }
     }
 
     /// Creates an instance (an `open()`). It succeeds even when the VideoCore is lost, so
@@ -449,7 +500,12 @@ impl Driver {
     /// then fails with EIO.
     pub fn open_instance(self: &Arc<Self>, identity: ClientIdentity) -> Result<Arc<Instance>> {
         let id = self.next_instance.fetch_add(1, Ordering::Relaxed);
-        let inst = Arc::new(Instance { id, identity, st: Mutex::new(InstState::default()), cv: Condvar::new() });
+        let inst = Arc::new(Instance {
+            id,
+            identity,
+            st: Mutex::new(InstState::default()),
+            cv: Condvar::new(),
+        });
         self.lock().instances.insert(id, inst.clone());
         self.stats.instances_created.fetch_add(1, Ordering::Relaxed);
         tracing::info!(instance = id, client_id = inst.client_id(), comm = %inst.identity.comm, "instance opened");
@@ -479,7 +535,11 @@ impl Driver {
         let mut st = self.lock();
         st.instances.remove(&inst.id);
         st.server_owners.retain(|_, owner| *owner != inst.id);
-        tracing::info!(instance = inst.id, client_id = inst.client_id(), "instance released");
+        tracing::info!(
+            instance = inst.id,
+            client_id = inst.client_id(),
+            "instance released"
+        );
     }
 
     /// Wakes every waiter of an instance after a token was cancelled.
@@ -511,8 +571,14 @@ impl Driver {
                 .collect()
         };
         for (h, p) in hidden {
-            let handler = Arc::new(LinkHandler { inst: Arc::downgrade(inst), handle: h });
-            let l = self.link.add_service(p, handler).map_err(|_| DriverError::Errno(Errno(libc::EIO)))?;
+            let handler = Arc::new(LinkHandler {
+                inst: Arc::downgrade(inst),
+                handle: h,
+            });
+            let l = self
+                .link
+                .add_service(p, handler)
+                .map_err(|_| DriverError::Errno(Errno(libc::EIO)))?;
             if let Some(s) = inst.lock().services.get_mut(&h) {
                 s.link = Some(l);
                 s.phase = Phase::Listening;
@@ -555,7 +621,12 @@ impl Driver {
                 }
             }
         }
-        let handle = self.next_handle.fetch_add(1, Ordering::Relaxed).wrapping_mul(4096) | 0x800 | (inst.id & 0x7ff);
+        let handle = self
+            .next_handle
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(4096)
+            | 0x800
+            | (inst.id & 0x7ff);
         let phase = match (req.is_open, connected) {
             (true, _) => Phase::Opening,
             (false, true) => Phase::Listening,
@@ -586,7 +657,10 @@ impl Driver {
                 bytes_out: 0,
             },
         );
-        let handler = Arc::new(LinkHandler { inst: Arc::downgrade(inst), handle });
+        let handler = Arc::new(LinkHandler {
+            inst: Arc::downgrade(inst),
+            handle,
+        });
         let p = params(req.fourcc, req.version, req.version_min);
         let result = match phase {
             Phase::Opening => self.link.open_service(p, inst.client_id(), handler),
@@ -614,7 +688,11 @@ impl Driver {
     }
 
     fn forget_server(&self, inst: &Instance, fourcc: FourCc) {
-        let still = inst.lock().services.values().any(|s| s.is_server && s.fourcc == fourcc);
+        let still = inst
+            .lock()
+            .services
+            .values()
+            .any(|s| s.is_server && s.fourcc == fourcc);
         if !still {
             let mut st = self.lock();
             if st.server_owners.get(&fourcc) == Some(&inst.id) {
@@ -623,10 +701,18 @@ impl Driver {
         }
     }
 
-    fn wait_closed(&self, inst: &Instance, handle: u32, before: u64, blocking: Blocking<'_>) -> Result<()> {
+    fn wait_closed(
+        &self,
+        inst: &Instance,
+        handle: u32,
+        before: u64,
+        blocking: Blocking<'_>,
+    ) -> Result<()> {
         let mut g = inst.lock();
         loop {
-            let Some(s) = g.services.get(&handle) else { return Ok(()) };
+            let Some(s) = g.services.get(&handle) else {
+                return Ok(());
+            };
             if s.closed_events > before || matches!(s.phase, Phase::Closed | Phase::Hidden) {
                 break;
             }
@@ -644,7 +730,9 @@ impl Driver {
         }
         // Close-delivered handshake: wait until the library acknowledged SERVICE_CLOSED.
         loop {
-            let Some(s) = g.services.get(&handle) else { return Ok(()) };
+            let Some(s) = g.services.get(&handle) else {
+                return Ok(());
+            };
             if !(g.use_close_delivered && s.close_pending) || g.released {
                 return Ok(());
             }
@@ -657,10 +745,18 @@ impl Driver {
     }
 
     /// REMOVE_SERVICE.
-    pub fn remove_service(&self, inst: &Arc<Instance>, handle: u32, blocking: Blocking<'_>) -> Result<()> {
+    pub fn remove_service(
+        &self,
+        inst: &Arc<Instance>,
+        handle: u32,
+        blocking: Blocking<'_>,
+    ) -> Result<()> {
         let (link, phase, before, fourcc, is_server) = {
             let g = inst.lock();
-            let s = g.services.get(&handle).ok_or(DriverError::Errno(Errno(libc::EINVAL)))?;
+            let s = g
+                .services
+                .get(&handle)
+                .ok_or(DriverError::Errno(Errno(libc::EINVAL)))?;
             (s.link, s.phase, s.closed_events, s.fourcc, s.is_server)
         };
         let needs_close = matches!(phase, Phase::Open | Phase::Opening);
@@ -687,10 +783,18 @@ impl Driver {
     }
 
     /// CLOSE_SERVICE.
-    pub fn close_service(&self, inst: &Arc<Instance>, handle: u32, blocking: Blocking<'_>) -> Result<()> {
+    pub fn close_service(
+        &self,
+        inst: &Arc<Instance>,
+        handle: u32,
+        blocking: Blocking<'_>,
+    ) -> Result<()> {
         let (link, phase, before, is_server) = {
             let g = inst.lock();
-            let s = g.services.get(&handle).ok_or(DriverError::Errno(Errno(libc::EINVAL)))?;
+            let s = g
+                .services
+                .get(&handle)
+                .ok_or(DriverError::Errno(Errno(libc::EINVAL)))?;
             (s.link, s.phase, s.closed_events, s.is_server)
         };
         match phase {
@@ -725,14 +829,23 @@ impl Driver {
     }
 
     /// QUEUE_MESSAGE: `parts` are the elements' bytes (at most 8).
-    pub fn queue_message(&self, inst: &Instance, handle: u32, parts: &[&[u8]], blocking: Blocking<'_>) -> Result<()> {
+    pub fn queue_message(
+        &self,
+        inst: &Instance,
+        handle: u32,
+        parts: &[&[u8]],
+        blocking: Blocking<'_>,
+    ) -> Result<()> {
         if parts.len() > MAX_ELEMENTS {
             return err(libc::EINVAL);
         }
         let total: usize = parts.iter().map(|p| p.len()).sum();
         let link = {
             let g = inst.lock();
-            let s = g.services.get(&handle).ok_or(DriverError::Errno(Errno(libc::EINVAL)))?;
+            let s = g
+                .services
+                .get(&handle)
+                .ok_or(DriverError::Errno(Errno(libc::EINVAL)))?;
             if total > MAX_MSG_SIZE || s.phase != Phase::Open || g.closing {
                 return err(libc::EIO);
             }
@@ -754,7 +867,10 @@ impl Driver {
                     // Quota or slots exhausted: the VideoCore frees them as it releases
                     // messages. Poll briefly rather than hold the link's thread.
                     let g = inst.lock();
-                    let closing = g.closing || g.services.get(&handle).is_none_or(|s| s.phase != Phase::Open);
+                    let closing = g.closing
+                        || g.services
+                            .get(&handle)
+                            .is_none_or(|s| s.phase != Phase::Open);
                     if closing {
                         return err(libc::EIO);
                     }
@@ -781,7 +897,18 @@ impl Driver {
         thread: u32,
         blocking: Blocking<'_>,
     ) -> Result<()> {
-        self.bulk(inst, handle, Dir::Transmit, data, 0, None, userdata, mode, thread, blocking)
+        self.bulk(
+            inst,
+            handle,
+            Dir::Transmit,
+            data,
+            0,
+            None,
+            userdata,
+            mode,
+            thread,
+            blocking,
+        )
     }
 
     /// QUEUE_BULK_RECEIVE: the data goes to `sink` when the transfer completes.
@@ -797,7 +924,18 @@ impl Driver {
         thread: u32,
         blocking: Blocking<'_>,
     ) -> Result<()> {
-        self.bulk(inst, handle, Dir::Receive, Vec::new(), size, sink, userdata, mode, thread, blocking)
+        self.bulk(
+            inst,
+            handle,
+            Dir::Receive,
+            Vec::new(),
+            size,
+            sink,
+            userdata,
+            mode,
+            thread,
+            blocking,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -823,14 +961,27 @@ impl Driver {
         } else {
             let link = {
                 let g = inst.lock();
-                let s = g.services.get(&handle).ok_or(DriverError::Errno(Errno(libc::EINVAL)))?;
+                let s = g
+                    .services
+                    .get(&handle)
+                    .ok_or(DriverError::Errno(Errno(libc::EINVAL)))?;
                 if s.phase != Phase::Open || g.closing {
                     return err(libc::EIO);
                 }
                 s.link.ok_or(DriverError::Errno(Errno(libc::EIO)))?
             };
             let id = self.next_bulk.fetch_add(1, Ordering::Relaxed);
-            inst.lock().bulks.insert(id, BulkState { handle, dir, mode, userdata, sink, done: None });
+            inst.lock().bulks.insert(
+                id,
+                BulkState {
+                    handle,
+                    dir,
+                    mode,
+                    userdata,
+                    sink,
+                    done: None,
+                },
+            );
             let r = match dir {
                 Dir::Transmit => self.link.queue_bulk_transmit(link, data, id),
                 Dir::Receive => self.link.queue_bulk_receive(link, size, id),
@@ -893,10 +1044,15 @@ impl Driver {
                 Blocking::Yes(_) => g = inst.wait(g),
             }
         }
-        let mut out = AwaitOut { records: Vec::new(), msgbufcount };
+        let mut out = AwaitOut {
+            records: Vec::new(),
+            msgbufcount,
+        };
         let mut bytes = 0usize;
         while (out.records.len() as u32) < count {
-            let Some(front) = g.completions.front() else { break };
+            let Some(front) = g.completions.front() else {
+                break;
+            };
             if let Some(m) = &front.message {
                 let need = 8 + m.data().len();
                 if (msgbufsize as usize) < need {
@@ -909,7 +1065,9 @@ impl Driver {
                     break; // stall: no buffer left for this message
                 }
             }
-            let Some(c) = g.completions.pop_front() else { break };
+            let Some(c) = g.completions.pop_front() else {
+                break;
+            };
             let st = &mut *g;
             let message = c.message.map(|m| {
                 out.msgbufcount -= 1;
@@ -956,7 +1114,9 @@ impl Driver {
         let mut waiting = false;
         let result = loop {
             let closing = g.closing;
-            let Some(s) = g.services.get_mut(&handle) else { break err(libc::EINVAL) };
+            let Some(s) = g.services.get_mut(&handle) else {
+                break err(libc::EINVAL);
+            };
             if !s.is_vchi {
                 break err(libc::EINVAL);
             }
@@ -965,7 +1125,9 @@ impl Driver {
                 if size > bufsize && !discard {
                     break err(libc::EMSGSIZE);
                 }
-                let Some(m) = s.msgq.pop_front() else { break err(libc::EIO) };
+                let Some(m) = s.msgq.pop_front() else {
+                    break err(libc::EIO);
+                };
                 let data = if discard { None } else { Some(m.into_data()) };
                 break Ok((size, data));
             }
@@ -1009,7 +1171,10 @@ impl Driver {
     /// USE_SERVICE.
     pub fn use_service(&self, inst: &Instance, handle: u32) -> Result<()> {
         let mut g = inst.lock();
-        let s = g.services.get_mut(&handle).ok_or(DriverError::Errno(Errno(libc::EINVAL)))?;
+        let s = g
+            .services
+            .get_mut(&handle)
+            .ok_or(DriverError::Errno(Errno(libc::EINVAL)))?;
         s.use_count = s.use_count.saturating_add(1);
         Ok(())
     }
@@ -1017,9 +1182,16 @@ impl Driver {
     /// RELEASE_SERVICE.
     pub fn release_service(&self, inst: &Instance, handle: u32) -> Result<()> {
         let mut g = inst.lock();
-        let s = g.services.get_mut(&handle).ok_or(DriverError::Errno(Errno(libc::EINVAL)))?;
+        let s = g
+            .services
+            .get_mut(&handle)
+            .ok_or(DriverError::Errno(Errno(libc::EINVAL)))?;
         if s.use_count == 0 {
-            tracing::warn!("RELEASE_SERVICE underflow on {} (client {})", s.fourcc, inst.client_id());
+            tracing::warn!(
+                "RELEASE_SERVICE underflow on {} (client {})",
+                s.fourcc,
+                inst.client_id()
+            );
             return err(libc::EINVAL);
         }
         s.use_count -= 1;
@@ -1027,23 +1199,40 @@ impl Driver {
     }
 
     /// SET_SERVICE_OPTION.
-    pub fn set_service_option(&self, inst: &Instance, handle: u32, option: u32, value: i32) -> Result<()> {
+    pub fn set_service_option(
+        &self,
+        inst: &Instance,
+        handle: u32,
+        option: u32,
+        value: i32,
+    ) -> Result<()> {
         let mut g = inst.lock();
-        let s = g.services.get_mut(&handle).ok_or(DriverError::Errno(Errno(libc::EINVAL)))?;
-        let Ok(opt) = ServiceOption::try_from(option) else { return err(libc::EIO) };
+        let s = g
+            .services
+            .get_mut(&handle)
+            .ok_or(DriverError::Errno(Errno(libc::EINVAL)))?;
+        let Ok(opt) = ServiceOption::try_from(option) else {
+            return err(libc::EIO);
+        };
         match opt {
             ServiceOption::AutoClose => {
                 s.auto_close = value != 0;
             }
             ServiceOption::Trace => return Ok(()),
             ServiceOption::Synchronous => {
-                return if matches!(s.phase, Phase::Hidden | Phase::Listening) { Ok(()) } else { err(libc::EIO) };
+                return if matches!(s.phase, Phase::Hidden | Phase::Listening) {
+                    Ok(())
+                } else {
+                    err(libc::EIO)
+                };
             }
             ServiceOption::SlotQuota | ServiceOption::MessageQuota => {}
         }
         let Some(l) = s.link else { return Ok(()) };
         drop(g);
-        self.link.set_service_option(l, opt, value).map_err(|_| DriverError::Errno(Errno(libc::EIO)))
+        self.link
+            .set_service_option(l, opt, value)
+            .map_err(|_| DriverError::Errno(Errno(libc::EIO)))
     }
 
     /// LIB_VERSION.
@@ -1080,7 +1269,12 @@ impl Driver {
     pub fn dump(&self) -> String {
         let mut out = String::new();
         let ls = self.link.stats();
-        let _ = writeln!(out, "vchiqd: link {:?}, {} instance(s)", self.link.connection_state(), self.instance_count());
+        let _ = writeln!(
+            out,
+            "vchiqd: link {:?}, {} instance(s)",
+            self.link.connection_state(),
+            self.instance_count()
+        );
         let _ = writeln!(
             out,
             "  link: sent {} msgs ({} B), received {} msgs ({} B), bulks {} done / {} aborted, \
@@ -1111,7 +1305,11 @@ impl Driver {
                 id.uid,
                 id.gid,
                 id.pid_namespace,
-                if id.cgroup.is_empty() { "?" } else { &id.cgroup },
+                if id.cgroup.is_empty() {
+                    "?"
+                } else {
+                    &id.cgroup
+                },
                 id.pinned_by.name(),
                 if g.connected { "" } else { "not " },
                 g.completions.len(),
@@ -1143,7 +1341,11 @@ impl Driver {
 }
 
 fn params(fourcc: FourCc, version: i16, version_min: i16) -> ServiceParams {
-    ServiceParams { fourcc, version: version as u16, version_min: version_min as u16 }
+    ServiceParams {
+        fourcc,
+        version: version as u16,
+        version_min: version_min as u16,
+    }
 }
 
 /// The msgid a user-visible header carries: DATA from the remote port to the local port,
@@ -1152,6 +1354,9 @@ fn header_msgid(link: &DriverLink, service: Option<ServiceHandle>) -> u32 {
     let (local, remote) = service
         .and_then(|s| link.service_info(s))
         .map_or((0, 0), |i| (i.localport, i.remoteport.unwrap_or(0)));
-    vchiq_abi::defs::msgid(vchiq_abi::msg::MsgType::Data as u32, remote & 0xfff, local & 0xfff)
-        | vchiq_abi::defs::MSGID_CLAIMED
+    vchiq_abi::defs::msgid(
+        vchiq_abi::msg::MsgType::Data as u32,
+        remote & 0xfff,
+        local & 0xfff,
+    ) | vchiq_abi::defs::MSGID_CLAIMED
 }

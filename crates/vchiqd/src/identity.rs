@@ -75,7 +75,10 @@ pub enum IdentityError {
 
 impl ClientIdentity {
     /// Identifies the process at the other end of an accepted Unix socket.
-    pub fn of_peer(sock: BorrowedFd<'_>, accepted_at_ticks: Option<u64>) -> Result<Self, IdentityError> {
+    pub fn of_peer(
+        sock: BorrowedFd<'_>,
+        accepted_at_ticks: Option<u64>,
+    ) -> Result<Self, IdentityError> {
         let cred = sys::peer_cred(sock)?;
         if cred.pid <= 0 {
             return Err(IdentityError::InvisiblePeer);
@@ -83,7 +86,8 @@ impl ClientIdentity {
         let (pidfd, pinned_by) = match sys::peer_pidfd(sock)? {
             Some(fd) => (fd, PinMethod::PeerPidfd),
             None => {
-                let fd = sys::pidfd_open(cred.pid).map_err(|_| IdentityError::PeerGone(cred.pid))?;
+                let fd =
+                    sys::pidfd_open(cred.pid).map_err(|_| IdentityError::PeerGone(cred.pid))?;
                 // Close the race: the pinned process must have started before accept
                 // and the socket must still name the same PID.
                 let again = sys::peer_cred(sock)?;
@@ -98,11 +102,23 @@ impl ClientIdentity {
                 (fd, PinMethod::PidfdOpen)
             }
         };
-        Ok(Self::describe(cred.pid as u32, cred.uid, cred.gid, Some(pidfd), pinned_by))
+        Ok(Self::describe(
+            cred.pid as u32,
+            cred.uid,
+            cred.gid,
+            Some(pidfd),
+            pinned_by,
+        ))
     }
 
     /// Builds an identity for a known PID (file-node front end, tests).
-    pub fn describe(pid: u32, uid: u32, gid: u32, pidfd: Option<OwnedFd>, pinned_by: PinMethod) -> Self {
+    pub fn describe(
+        pid: u32,
+        uid: u32,
+        gid: u32,
+        pidfd: Option<OwnedFd>,
+        pinned_by: PinMethod,
+    ) -> Self {
         let proc_dir = format!("/proc/{pid}");
         let pid_namespace = std::fs::metadata(format!("{proc_dir}/ns/pid"))
             .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
@@ -111,13 +127,26 @@ impl ClientIdentity {
             .ok()
             .and_then(|s| s.lines().next().map(str::to_owned))
             .unwrap_or_default();
-        let comm = std::fs::read_to_string(format!("{proc_dir}/comm")).map(|s| s.trim().to_owned()).unwrap_or_default();
-        ClientIdentity { client_id: pid, uid, gid, pid_namespace, cgroup, comm, pinned_by, pidfd }
+        let comm = std::fs::read_to_string(format!("{proc_dir}/comm"))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        ClientIdentity {
+            client_id: pid,
+            uid,
+            gid,
+            pid_namespace,
+            cgroup,
+            comm,
+            pinned_by,
+            pidfd,
+        }
     }
 
     /// True while the pinned process is alive (always true when not pinned).
     pub fn alive(&self) -> bool {
-        self.pidfd.as_ref().is_none_or(|fd| sys::pidfd_alive(fd.as_fd()))
+        self.pidfd
+            .as_ref()
+            .is_none_or(|fd| sys::pidfd_alive(fd.as_fd()))
     }
 }
 

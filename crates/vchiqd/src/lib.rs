@@ -81,7 +81,9 @@ impl DaemonOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// Another daemon answers on the socket.
-    #[error("another vchiqd is already listening on {0}; stop it or choose another path with --socket")]
+    #[error(
+        "another vchiqd is already listening on {0}; stop it or choose another path with --socket"
+    )]
     AlreadyRunning(PathBuf),
     /// The socket could not be created.
     #[error("cannot listen on {path}: {source}")]
@@ -125,7 +127,10 @@ impl Daemon {
         }
         if activated.is_none() {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|source| DaemonError::Listen { path: path.clone(), source })?;
+                std::fs::create_dir_all(dir).map_err(|source| DaemonError::Listen {
+                    path: path.clone(),
+                    source,
+                })?;
             }
         }
         if activated.is_none() && path.exists() {
@@ -143,12 +148,20 @@ impl Daemon {
         let listener = if let Some((fd, _)) = activated {
             fd
         } else {
-            let listener = sys::seqpacket_listen(&path, 128).map_err(|source| DaemonError::Listen { path: path.clone(), source })?;
+            let listener =
+                sys::seqpacket_listen(&path, 128).map_err(|source| DaemonError::Listen {
+                    path: path.clone(),
+                    source,
+                })?;
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(opts.socket_mode))?;
             if let Some(gid) = opts.socket_group.as_deref().and_then(sys::group_id) {
                 if let Err(e) = sys::chgrp(&path, gid) {
-                    tracing::warn!("cannot give {} to group {:?}: {e}", path.display(), opts.socket_group);
+                    tracing::warn!(
+                        "cannot give {} to group {:?}: {e}",
+                        path.display(),
+                        opts.socket_group
+                    );
                 }
             }
             listener
@@ -157,16 +170,26 @@ impl Daemon {
             VideoCoreRunner::Process(mut child) => {
                 let pid = child.id();
                 let d = driver.clone();
-                let monitor = std::thread::Builder::new().name("vchiqd-vc-monitor".into()).spawn(move || {
-                    let status = child.wait();
-                    d.set_gpu_hang(format!("VideoCore process {pid} exited ({status:?})"));
-                    d.link().shutdown();
-                })?;
+                let monitor = std::thread::Builder::new()
+                    .name("vchiqd-vc-monitor".into())
+                    .spawn(move || {
+                        let status = child.wait();
+                        d.set_gpu_hang(format!("VideoCore process {pid} exited ({status:?})"));
+                        d.link().shutdown();
+                    })?;
                 (None, Some(monitor), Some(pid))
             }
             r => (Some(r), None, None),
         };
-        tracing::info!("vchiqd listening on {}{}", path.display(), if owns_path { "" } else { " (socket activation)" });
+        tracing::info!(
+            "vchiqd listening on {}{}",
+            path.display(),
+            if owns_path {
+                ""
+            } else {
+                " (socket activation)"
+            }
+        );
         Ok(Daemon {
             driver,
             runner,
@@ -206,7 +229,11 @@ impl Daemon {
     /// Serves clients until `signals` (a signalfd) or the stopper fires; then closes every
     /// instance and stops the VideoCore.
     pub fn run(mut self, signals: Option<OwnedFd>) -> Result<(), DaemonError> {
-        let mut clients: Vec<(Arc<std::sync::atomic::AtomicBool>, JoinHandle<()>, Arc<OwnedFd>)> = Vec::new();
+        let mut clients: Vec<(
+            Arc<std::sync::atomic::AtomicBool>,
+            JoinHandle<()>,
+            Arc<OwnedFd>,
+        )> = Vec::new();
         loop {
             let mut fds = vec![self.listener.as_fd(), self.stop.as_fd()];
             if let Some(s) = &signals {
@@ -229,12 +256,19 @@ impl Daemon {
                 }
             };
             if clients.len() >= self.max_clients {
-                tracing::warn!("client limit ({}) reached: refusing a connection", self.max_clients);
+                tracing::warn!(
+                    "client limit ({}) reached: refusing a connection",
+                    self.max_clients
+                );
                 continue;
             }
             let identity = match ClientIdentity::of_peer(sock.as_fd(), accepted_at) {
                 Ok(id) => id,
-                Err(e @ (IdentityError::InvisiblePeer | IdentityError::PeerGone(_) | IdentityError::Sys(_))) => {
+                Err(
+                    e @ (IdentityError::InvisiblePeer
+                    | IdentityError::PeerGone(_)
+                    | IdentityError::Sys(_)),
+                ) => {
                     tracing::warn!("refusing a client: {e}");
                     continue;
                 }
@@ -304,7 +338,9 @@ fn socket_activation() -> Option<(OwnedFd, Option<PathBuf>)> {
     }
     let count = std::env::var("LISTEN_FDS").unwrap_or_default();
     if count.trim() != "1" || !sys::fd_is_open(SD_LISTEN_FDS_START) {
-        tracing::warn!("ignoring socket activation: LISTEN_FDS={count:?} (vchiqd takes exactly one socket)");
+        tracing::warn!(
+            "ignoring socket activation: LISTEN_FDS={count:?} (vchiqd takes exactly one socket)"
+        );
         return None;
     }
     let inherited = sys::own_fd(SD_LISTEN_FDS_START);

@@ -39,7 +39,9 @@ impl std::str::FromStr for VideoCoreMode {
             "process" => std::env::current_exe()
                 .map(VideoCoreMode::Process)
                 .map_err(|e| format!("cannot find this program to run the VideoCore: {e}")),
-            "" => Err("empty --videocore value: use 'embedded', 'process' or a program path".into()),
+            "" => {
+                Err("empty --videocore value: use 'embedded', 'process' or a program path".into())
+            }
             path => Ok(VideoCoreMode::Process(PathBuf::from(path))),
         }
     }
@@ -68,7 +70,10 @@ pub enum SetupError {
 }
 
 /// Creates the link and starts the VideoCore. Returns the driver's side and the runner.
-pub fn bring_up(mode: &VideoCoreMode, options: &VideoCoreOptions) -> Result<(DriverLink, VideoCoreRunner), SetupError> {
+pub fn bring_up(
+    mode: &VideoCoreMode,
+    options: &VideoCoreOptions,
+) -> Result<(DriverLink, VideoCoreRunner), SetupError> {
     let config = LinkConfig::default();
     let mem = Arc::new(SharedMemory::create("vchiq-slots", config.memory_size())?);
     let arm_bell = Arc::new(EventFd::new()?);
@@ -79,7 +84,10 @@ pub fn bring_up(mode: &VideoCoreMode, options: &VideoCoreOptions) -> Result<(Dri
     let runner = match mode {
         VideoCoreMode::Embedded => {
             let master = Link::master(mem, vc_bell, arm_bell)?;
-            VideoCoreRunner::Embedded(VideoCore::start(master, options.clone()).map_err(|e| SetupError::VideoCore(e.to_string()))?)
+            VideoCoreRunner::Embedded(
+                VideoCore::start(master, options.clone())
+                    .map_err(|e| SetupError::VideoCore(e.to_string()))?,
+            )
         }
         VideoCoreMode::Process(program) => {
             let fds = [mem.fd(), vc_bell.fd(), arm_bell.fd()];
@@ -95,15 +103,24 @@ pub fn bring_up(mode: &VideoCoreMode, options: &VideoCoreOptions) -> Result<(Dri
                 .arg("--arm-bell-fd")
                 .arg(fds[2].as_raw_fd().to_string())
                 .arg("--display-size")
-                .arg(format!("{}x{}", options.display_width, options.display_height));
+                .arg(format!(
+                    "{}x{}",
+                    options.display_width, options.display_height
+                ));
             if let Some(out) = &options.display_output {
                 cmd.arg("--display").arg(out.to_string());
             }
-            let child = cmd.spawn().map_err(|e| SetupError::VideoCore(format!("{}: {e}", program.display())))?;
+            let child = cmd
+                .spawn()
+                .map_err(|e| SetupError::VideoCore(format!("{}: {e}", program.display())))?;
             VideoCoreRunner::Process(child)
         }
     };
     link.wait_remote_initialised(Duration::from_secs(10))
-        .map_err(|e| SetupError::VideoCore(format!("the VideoCore did not initialise its half of the link: {e}")))?;
+        .map_err(|e| {
+            SetupError::VideoCore(format!(
+                "the VideoCore did not initialise its half of the link: {e}"
+            ))
+        })?;
     Ok((link, runner))
 }

@@ -18,7 +18,9 @@ use vchiq_abi::fourcc::FourCc;
 use vchiq_abi::wire::{self, Op, RequestHeader, ResponseHeader};
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::driver::{Blocking, BulkSink, CancelToken, CreateService, Driver, DriverError, Errno, Instance};
+use crate::driver::{
+    Blocking, BulkSink, CancelToken, CreateService, Driver, DriverError, Errno, Instance,
+};
 use crate::sys;
 use crate::waiters::Waiters;
 
@@ -57,7 +59,8 @@ struct MemfdSink(OwnedFd);
 
 impl BulkSink for MemfdSink {
     fn deliver(&mut self, data: &[u8]) -> Result<(), Errno> {
-        sys::pwrite_all(self.0.as_fd(), data, 0).map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))
+        sys::pwrite_all(self.0.as_fd(), data, 0)
+            .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))
     }
 }
 
@@ -97,19 +100,34 @@ impl Connection {
                 }
             };
             let Some(hdr) = parse::<RequestHeader>(&buf[..n]) else {
-                tracing::warn!(client_id = conn.inst.client_id(), "short frame ({n} bytes): closing the connection");
+                tracing::warn!(
+                    client_id = conn.inst.client_id(),
+                    "short frame ({n} bytes): closing the connection"
+                );
                 break;
             };
             if hdr.magic != wire::REQUEST_MAGIC {
-                tracing::warn!(client_id = conn.inst.client_id(), "bad frame magic {:#x}: closing the connection", hdr.magic);
+                tracing::warn!(
+                    client_id = conn.inst.client_id(),
+                    "bad frame magic {:#x}: closing the connection",
+                    hdr.magic
+                );
                 break;
             }
             let payload = buf[size_of::<RequestHeader>()..n].to_vec();
-            conn.driver.stats.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            conn.driver
+                .stats
+                .requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             conn.clone().dispatch(hdr, payload, fds);
         }
         // The client is gone: interrupt its waiters, then end the instance.
-        for token in conn.pending.lock().unwrap_or_else(|p| p.into_inner()).values() {
+        for token in conn
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
             conn.driver.cancel(&conn.inst, token);
         }
         conn.driver.release_instance(&conn.inst);
@@ -117,7 +135,11 @@ impl Connection {
     }
 
     fn reply(&self, tag: u32, result: i64, payload: &[u8], fd: Option<&OwnedFd>) {
-        let hdr = ResponseHeader { magic: wire::RESPONSE_MAGIC, tag, result };
+        let hdr = ResponseHeader {
+            magic: wire::RESPONSE_MAGIC,
+            tag,
+            result,
+        };
         let parts = [IoSlice::new(hdr.as_bytes()), IoSlice::new(payload)];
         let fds: Vec<_> = fd.iter().map(|f| f.as_fd()).collect();
         let _g = self.send_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -127,17 +149,30 @@ impl Connection {
     }
 
     /// Runs `f` on a thread of its own, cancellable by tag.
-    fn spawn(self: Arc<Self>, tag: u32, f: impl FnOnce(&Connection, &CancelToken) -> Reply + Send + 'static) {
+    fn spawn(
+        self: Arc<Self>,
+        tag: u32,
+        f: impl FnOnce(&Connection, &CancelToken) -> Reply + Send + 'static,
+    ) {
         let token = CancelToken::new();
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(tag, token.clone());
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tag, token.clone());
         let conn = self.clone();
         let submitted = self.waiters.submit(Box::new(move || {
             let (result, payload) = f(&conn, &token);
-            conn.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&tag);
+            conn.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&tag);
             conn.reply(tag, result, &payload, None);
         }));
         if !submitted {
-            self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&tag);
+            self.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&tag);
             self.reply(tag, -i64::from(libc::EAGAIN), &[], None);
         }
     }
@@ -171,7 +206,12 @@ impl Connection {
                 }
             }
             Op::Cancel => {
-                if let Some(t) = self.pending.lock().unwrap_or_else(|p| p.into_inner()).get(&(hdr.arg as u32)) {
+                if let Some(t) = self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&(hdr.arg as u32))
+                {
                     d.cancel(inst, t);
                 }
                 return;
@@ -186,7 +226,9 @@ impl Connection {
             }
             Op::Shutdown => unit(d.shutdown(inst)),
             Op::CreateService => {
-                let Some(req) = parse::<wire::CreateServiceRequest>(&payload) else { return self.reply_r(tag, inval) };
+                let Some(req) = parse::<wire::CreateServiceRequest>(&payload) else {
+                    return self.reply_r(tag, inval);
+                };
                 let req = CreateService {
                     fourcc: FourCc(req.fourcc),
                     version: req.version,
@@ -196,9 +238,11 @@ impl Connection {
                     userdata: req.userdata,
                 };
                 if req.is_open {
-                    return self.spawn(tag, move |c, _| match c.driver.create_service(&c.inst, req) {
-                        Ok(h) => (i64::from(h), Vec::new()),
-                        Err(e) => (errno_result(e), Vec::new()),
+                    return self.spawn(tag, move |c, _| {
+                        match c.driver.create_service(&c.inst, req) {
+                            Ok(h) => (i64::from(h), Vec::new()),
+                            Err(e) => (errno_result(e), Vec::new()),
+                        }
                     });
                 }
                 match d.create_service(inst, req) {
@@ -208,11 +252,15 @@ impl Connection {
             }
             Op::RemoveService => {
                 let h = hdr.arg as u32;
-                return self.spawn(tag, move |c, t| unit(c.driver.remove_service(&c.inst, h, Blocking::Yes(t))));
+                return self.spawn(tag, move |c, t| {
+                    unit(c.driver.remove_service(&c.inst, h, Blocking::Yes(t)))
+                });
             }
             Op::CloseService => {
                 let h = hdr.arg as u32;
-                return self.spawn(tag, move |c, t| unit(c.driver.close_service(&c.inst, h, Blocking::Yes(t))));
+                return self.spawn(tag, move |c, t| {
+                    unit(c.driver.close_service(&c.inst, h, Blocking::Yes(t)))
+                });
             }
             Op::QueueMessage => match decode_message(&payload) {
                 Err(e) => (-i64::from(e), Vec::new()),
@@ -221,8 +269,14 @@ impl Connection {
                     match d.queue_message(inst, handle, &slices, Blocking::No) {
                         Err(DriverError::WouldBlock) => {
                             return self.spawn(tag, move |c, t| {
-                                let slices: Vec<&[u8]> = parts.iter().map(|r| &payload[r.clone()]).collect();
-                                unit(c.driver.queue_message(&c.inst, handle, &slices, Blocking::Yes(t)))
+                                let slices: Vec<&[u8]> =
+                                    parts.iter().map(|r| &payload[r.clone()]).collect();
+                                unit(c.driver.queue_message(
+                                    &c.inst,
+                                    handle,
+                                    &slices,
+                                    Blocking::Yes(t),
+                                ))
                             });
                         }
                         r => unit(r),
@@ -230,8 +284,12 @@ impl Connection {
                 }
             },
             Op::QueueBulkTransmit | Op::QueueBulkReceive => {
-                let Some(req) = parse::<wire::BulkRequest>(&payload) else { return self.reply_r(tag, inval) };
-                let Ok(mode) = BulkMode::try_from(req.mode) else { return self.reply_r(tag, (-i64::from(libc::EIO), Vec::new())) };
+                let Some(req) = parse::<wire::BulkRequest>(&payload) else {
+                    return self.reply_r(tag, inval);
+                };
+                let Ok(mode) = BulkMode::try_from(req.mode) else {
+                    return self.reply_r(tag, (-i64::from(libc::EIO), Vec::new()));
+                };
                 let fd = if mode == BulkMode::Waiting {
                     None
                 } else {
@@ -257,14 +315,34 @@ impl Connection {
                 };
                 let run = move |c: &Connection, blocking: Blocking<'_>| {
                     let r = if transmit {
-                        c.driver.bulk_transmit(&c.inst, req.handle, data, req.userdata, mode, req.thread, blocking)
+                        c.driver.bulk_transmit(
+                            &c.inst,
+                            req.handle,
+                            data,
+                            req.userdata,
+                            mode,
+                            req.thread,
+                            blocking,
+                        )
                     } else {
                         let sink = fd.map(|fd| Box::new(MemfdSink(fd)) as Box<dyn BulkSink>);
-                        c.driver.bulk_receive(&c.inst, req.handle, req.size, sink, req.userdata, mode, req.thread, blocking)
+                        c.driver.bulk_receive(
+                            &c.inst,
+                            req.handle,
+                            req.size,
+                            sink,
+                            req.userdata,
+                            mode,
+                            req.thread,
+                            blocking,
+                        )
                     };
                     match r {
                         Err(DriverError::Errno(crate::driver::BULK_INTERRUPTED)) => {
-                            let resp = wire::BulkResponse { mode: BulkMode::Waiting as u32, _pad: 0 };
+                            let resp = wire::BulkResponse {
+                                mode: BulkMode::Waiting as u32,
+                                _pad: 0,
+                            };
                             (-i64::from(libc::EINTR), resp.as_bytes().to_vec())
                         }
                         r => unit(r),
@@ -276,23 +354,47 @@ impl Connection {
                 run(&self, Blocking::No)
             }
             Op::AwaitCompletion => {
-                let Some(req) = parse::<wire::AwaitRequest>(&payload) else { return self.reply_r(tag, inval) };
-                match d.await_completion(inst, req.count, req.msgbufsize, req.msgbufcount, budget(), Blocking::No) {
+                let Some(req) = parse::<wire::AwaitRequest>(&payload) else {
+                    return self.reply_r(tag, inval);
+                };
+                match d.await_completion(
+                    inst,
+                    req.count,
+                    req.msgbufsize,
+                    req.msgbufcount,
+                    budget(),
+                    Blocking::No,
+                ) {
                     Err(DriverError::WouldBlock) => {
                         return self.spawn(tag, move |c, t| {
-                            encode_await(c.driver.await_completion(&c.inst, req.count, req.msgbufsize, req.msgbufcount, budget(), Blocking::Yes(t)))
+                            encode_await(c.driver.await_completion(
+                                &c.inst,
+                                req.count,
+                                req.msgbufsize,
+                                req.msgbufcount,
+                                budget(),
+                                Blocking::Yes(t),
+                            ))
                         });
                     }
                     r => encode_await(r),
                 }
             }
             Op::DequeueMessage => {
-                let Some(req) = parse::<wire::DequeueRequest>(&payload) else { return self.reply_r(tag, inval) };
+                let Some(req) = parse::<wire::DequeueRequest>(&payload) else {
+                    return self.reply_r(tag, inval);
+                };
                 let discard = req.null_buf != 0;
                 match d.dequeue_message(inst, req.handle, req.bufsize, discard, Blocking::No) {
                     Err(DriverError::WouldBlock) if req.blocking != 0 => {
                         return self.spawn(tag, move |c, t| {
-                            encode_dequeue(c.driver.dequeue_message(&c.inst, req.handle, req.bufsize, discard, Blocking::Yes(t)))
+                            encode_dequeue(c.driver.dequeue_message(
+                                &c.inst,
+                                req.handle,
+                                req.bufsize,
+                                discard,
+                                Blocking::Yes(t),
+                            ))
                         });
                     }
                     r => encode_dequeue(r),
@@ -306,7 +408,9 @@ impl Connection {
             Op::UseService => unit(d.use_service(inst, hdr.arg as u32)),
             Op::ReleaseService => unit(d.release_service(inst, hdr.arg as u32)),
             Op::SetServiceOption => {
-                let Some(req) = parse::<wire::SetOptionRequest>(&payload) else { return self.reply_r(tag, inval) };
+                let Some(req) = parse::<wire::SetOptionRequest>(&payload) else {
+                    return self.reply_r(tag, inval);
+                };
                 unit(d.set_service_option(inst, req.handle, req.option, req.value))
             }
             Op::DumpPhysMem => (-i64::from(libc::ENOTTY), Vec::new()),
@@ -328,7 +432,8 @@ fn budget() -> usize {
 
 /// Splits a QUEUE_MESSAGE payload into the handle and element byte ranges.
 fn decode_message(payload: &[u8]) -> Result<(u32, Vec<std::ops::Range<usize>>), i32> {
-    let (req, rest) = wire::QueueMessageRequest::read_from_prefix(payload).map_err(|_| libc::EINVAL)?;
+    let (req, rest) =
+        wire::QueueMessageRequest::read_from_prefix(payload).map_err(|_| libc::EINVAL)?;
     if req.count as usize > vchiq_abi::defs::MAX_ELEMENTS {
         return Err(libc::EINVAL);
     }
@@ -354,11 +459,19 @@ fn encode_await(r: crate::driver::Result<crate::driver::AwaitOut>) -> Reply {
     match r {
         Err(e) => (errno_result(e), Vec::new()),
         Ok(out) => {
-            let mut payload = wire::AwaitResponse { msgbufcount: out.msgbufcount, _pad: 0 }.as_bytes().to_vec();
+            let mut payload = wire::AwaitResponse {
+                msgbufcount: out.msgbufcount,
+                _pad: 0,
+            }
+            .as_bytes()
+            .to_vec();
             for c in &out.records {
                 let rec = wire::CompletionRecord {
                     reason: c.reason as u32,
-                    msg_size: c.message.as_ref().map_or(wire::NO_MESSAGE, |m| m.len() as u32),
+                    msg_size: c
+                        .message
+                        .as_ref()
+                        .map_or(wire::NO_MESSAGE, |m| m.len() as u32),
                     service_userdata: c.service_userdata,
                     bulk_userdata: c.bulk_userdata,
                 };
@@ -386,7 +499,12 @@ mod tests {
     use super::*;
 
     fn message(handle: u32, parts: &[&[u8]]) -> Vec<u8> {
-        let mut p = wire::QueueMessageRequest { handle, count: parts.len() as u32 }.as_bytes().to_vec();
+        let mut p = wire::QueueMessageRequest {
+            handle,
+            count: parts.len() as u32,
+        }
+        .as_bytes()
+        .to_vec();
         for part in parts {
             p.extend_from_slice(&(part.len() as u32).to_le_bytes());
         }

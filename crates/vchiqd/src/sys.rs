@@ -23,12 +23,20 @@ pub struct PeerCred {
 }
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
 }
 
 /// `getsockopt(SO_PEERCRED)`.
 pub fn peer_cred(sock: BorrowedFd<'_>) -> io::Result<PeerCred> {
-    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
     let mut len = size_of::<libc::ucred>() as libc::socklen_t;
     // SAFETY: `cred` and `len` are valid for writes and `len` holds the buffer size.
     cvt(unsafe {
@@ -40,7 +48,11 @@ pub fn peer_cred(sock: BorrowedFd<'_>) -> io::Result<PeerCred> {
             &mut len,
         )
     })?;
-    Ok(PeerCred { pid: cred.pid, uid: cred.uid, gid: cred.gid })
+    Ok(PeerCred {
+        pid: cred.pid,
+        uid: cred.uid,
+        gid: cred.gid,
+    })
 }
 
 /// `getsockopt(SO_PEERPIDFD)`: `Ok(None)` where the kernel does not support it.
@@ -49,7 +61,13 @@ pub fn peer_pidfd(sock: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `fd` and `len` are valid for writes and `len` holds the buffer size.
     let ret = unsafe {
-        libc::getsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, SO_PEERPIDFD, (&raw mut fd).cast(), &mut len)
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_PEERPIDFD,
+            (&raw mut fd).cast(),
+            &mut len,
+        )
     };
     if ret < 0 {
         let err = io::Error::last_os_error();
@@ -77,16 +95,30 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
 pub fn pidfd_alive(pidfd: BorrowedFd<'_>) -> bool {
     // SAFETY: signal 0 only checks for existence; null info is allowed.
     let r = unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), 0, std::ptr::null::<u8>(), 0)
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<u8>(),
+            0,
+        )
     };
     r == 0
 }
 
 /// Sends one packet with optional file descriptors.
-pub fn send_with_fds(sock: BorrowedFd<'_>, parts: &[IoSlice<'_>], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+pub fn send_with_fds(
+    sock: BorrowedFd<'_>,
+    parts: &[IoSlice<'_>],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
     let fd_bytes = std::mem::size_of_val(fds);
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = if fds.is_empty() { 0 } else { (unsafe { libc::CMSG_SPACE(fd_bytes as u32) }) as usize };
+    let space = if fds.is_empty() {
+        0
+    } else {
+        // SAFETY: CMSG_SPACE is a pure computation.
+        (unsafe { libc::CMSG_SPACE(fd_bytes as u32) }) as usize
+    };
     let mut cbuf = vec![0u64; space.div_ceil(8)];
     // SAFETY: zero is a valid msghdr.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -164,7 +196,10 @@ pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize,
         }
     }
     if msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "packet or control data truncated"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "packet or control data truncated",
+        ));
     }
     Ok((n, fds))
 }
@@ -173,7 +208,9 @@ pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize,
 pub fn memfd_create(name: &str, size: u64) -> io::Result<OwnedFd> {
     let cname = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: `cname` is a valid NUL-terminated string.
-    let fd = cvt(unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) })?;
+    let fd = cvt(unsafe {
+        libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+    })?;
     // SAFETY: the kernel returned a new descriptor that we now own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: plain call on a descriptor we own.
@@ -227,8 +264,14 @@ pub fn block_termination_signals() -> io::Result<OwnedFd> {
 
 /// Waits on several descriptors for readability; returns the indices that are ready.
 pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<Vec<usize>> {
-    let mut pfds: Vec<libc::pollfd> =
-        fds.iter().map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
     // SAFETY: `pfds` is a valid array of `pfds.len()` entries.
     let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
     if n < 0 {
@@ -238,7 +281,12 @@ pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<Vec<
         }
         return Err(err);
     }
-    Ok(pfds.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect())
+    Ok(pfds
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.revents != 0)
+        .map(|(i, _)| i)
+        .collect())
 }
 
 /// `pread` the whole range or fail.
@@ -297,7 +345,8 @@ pub fn pwrite_all(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<()>
 /// Changes a path's group (`chown(path, -1, gid)`).
 pub fn chgrp(path: &std::path::Path, gid: u32) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: `c` is a valid NUL-terminated path.
     cvt(unsafe { libc::chown(c.as_ptr(), u32::MAX, gid) })?;
     Ok(())
@@ -311,8 +360,20 @@ pub fn group_id(name: &str) -> Option<u32> {
     let mut buf = vec![0 as libc::c_char; 4096];
     let mut result: *mut libc::group = std::ptr::null_mut();
     // SAFETY: all pointers are valid for the call; `buf` is large enough for typical entries.
-    let r = unsafe { libc::getgrnam_r(cname.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut result) };
-    if r != 0 || result.is_null() { None } else { Some(grp.gr_gid) }
+    let r = unsafe {
+        libc::getgrnam_r(
+            cname.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if r != 0 || result.is_null() {
+        None
+    } else {
+        Some(grp.gr_gid)
+    }
 }
 
 /// The effective uid of this process.
@@ -334,17 +395,22 @@ pub fn seqpacket_listen(path: &std::path::Path, backlog: i32) -> io::Result<Owne
     // SAFETY: zero is a valid sockaddr_un.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     if bytes.len() >= addr.sun_path.len() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("socket path too long: {}", path.display())));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("socket path too long: {}", path.display()),
+        ));
     }
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
     for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
         *d = *s as libc::c_char;
     }
     // SAFETY: plain socket creation.
-    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })?;
+    let fd =
+        cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: the kernel returned a new descriptor that we now own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let len = (std::mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + 1) as libc::socklen_t;
+    let len =
+        (std::mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + 1) as libc::socklen_t;
     // SAFETY: `addr` is a valid sockaddr_un of at least `len` bytes.
     cvt(unsafe { libc::bind(fd.as_raw_fd(), (&raw const addr).cast(), len) })?;
     // SAFETY: plain call on a descriptor we own.
@@ -357,7 +423,12 @@ pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     loop {
         // SAFETY: null address arguments are allowed.
         let fd = unsafe {
-            libc::accept4(listener.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC)
+            libc::accept4(
+                listener.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
         };
         if fd >= 0 {
             // SAFETY: the kernel returned a new descriptor that we now own.
@@ -446,7 +517,14 @@ pub fn kill_process_group(pgid: u32, signal: i32) {
 pub fn socketpair_seqpacket() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` has room for the two descriptors.
-    cvt(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) })?;
+    cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
     // SAFETY: the kernel returned two new descriptors that we now own.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
@@ -459,17 +537,22 @@ pub fn seqpacket_connect(path: &std::path::Path) -> io::Result<OwnedFd> {
     // SAFETY: zero is a valid sockaddr_un.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     if bytes.len() >= addr.sun_path.len() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path too long"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket path too long",
+        ));
     }
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
     for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
         *d = *s as libc::c_char;
     }
     // SAFETY: plain socket creation.
-    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })?;
+    let fd =
+        cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: the kernel returned a new descriptor that we now own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let len = (std::mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + 1) as libc::socklen_t;
+    let len =
+        (std::mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + 1) as libc::socklen_t;
     // SAFETY: `addr` is a valid sockaddr_un of at least `len` bytes.
     cvt(unsafe { libc::connect(fd.as_raw_fd(), (&raw const addr).cast(), len) })?;
     Ok(fd)

@@ -65,16 +65,23 @@ impl FromStr for DisplayOutput {
             return Ok(DisplayOutput::None);
         }
         let Some(rest) = s.strip_prefix("png:") else {
-            return Err(format!("unknown display output '{s}': use 'none' or 'png:DIR[:EVERY]'"));
+            return Err(format!(
+                "unknown display output '{s}': use 'none' or 'png:DIR[:EVERY]'"
+            ));
         };
         let (dir, every) = match rest.rsplit_once(':') {
             Some((d, n)) if n.parse::<u32>().is_ok() => (d, n.parse::<u32>().unwrap_or(1)),
             _ => (rest, 1),
         };
         if dir.is_empty() || every == 0 {
-            return Err(format!("bad display output '{s}': expected png:DIR or png:DIR:EVERY with EVERY >= 1"));
+            return Err(format!(
+                "bad display output '{s}': expected png:DIR or png:DIR:EVERY with EVERY >= 1"
+            ));
         }
-        Ok(DisplayOutput::Png { dir: dir.into(), every })
+        Ok(DisplayOutput::Png {
+            dir: dir.into(),
+            every,
+        })
     }
 }
 
@@ -91,7 +98,11 @@ pub struct VideoCoreOptions {
 
 impl Default for VideoCoreOptions {
     fn default() -> Self {
-        VideoCoreOptions { display_width: 1920, display_height: 1080, display_output: None }
+        VideoCoreOptions {
+            display_width: 1920,
+            display_height: 1080,
+            display_output: None,
+        }
     }
 }
 
@@ -160,7 +171,11 @@ impl Kind {
             Kind::Fun2 => (FourCc::FUN2, 3, 3),
             Kind::Vcdb => (VCDB, 1, 1),
         };
-        ServiceParams { fourcc, version, version_min }
+        ServiceParams {
+            fourcc,
+            version,
+            version_min,
+        }
     }
 
     /// Fixed listener counts; `None` = a pool that always keeps one listener free.
@@ -239,7 +254,10 @@ impl VideoCore {
         let log = VcLog::new();
         log.log("vchiq_core: vchiq_init_state: software VideoCore, is_master = 1");
         let (w, h) = (options.display_width, options.display_height);
-        let board = BoardInfo { display: (w, h), ..BoardInfo::default() };
+        let board = BoardInfo {
+            display: (w, h),
+            ..BoardInfo::default()
+        };
         let (tx, rx) = channel();
         let fw = Arc::new(Firmware {
             link,
@@ -270,16 +288,24 @@ impl VideoCore {
             }
         }
         let worker_fw = fw.clone();
-        let worker = std::thread::Builder::new().name("vc-services".into()).spawn(move || worker_fw.run(rx))?;
+        let worker = std::thread::Builder::new()
+            .name("vc-services".into())
+            .spawn(move || worker_fw.run(rx))?;
         let conn_fw = fw.clone();
-        let connector = std::thread::Builder::new().name("vc-connect".into()).spawn(move || {
-            match conn_fw.link.connect() {
-                Ok(()) => conn_fw.log.log("vchiq: connected to the ARM"),
-                Err(e) => conn_fw.log.log(format!("vchiq: connect failed: {e}")),
-            };
-        })?;
+        let connector = std::thread::Builder::new()
+            .name("vc-connect".into())
+            .spawn(move || {
+                match conn_fw.link.connect() {
+                    Ok(()) => conn_fw.log.log("vchiq: connected to the ARM"),
+                    Err(e) => conn_fw.log.log(format!("vchiq: connect failed: {e}")),
+                };
+            })?;
         drop(tx);
-        Ok(VideoCore { fw, workers: vec![worker], connector: Some(connector) })
+        Ok(VideoCore {
+            fw,
+            workers: vec![worker],
+            connector: Some(connector),
+        })
     }
 
     /// The VideoCore log.
@@ -311,7 +337,10 @@ impl VideoCore {
         if let Some(c) = self.connector.take() {
             let _ = c.join();
         }
-        let _ = self.fw.tx.send((Kind::Vcdb, ServiceHandle(0), ServiceEvent::Closed));
+        let _ = self
+            .fw
+            .tx
+            .send((Kind::Vcdb, ServiceHandle(0), ServiceEvent::Closed));
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
@@ -330,7 +359,10 @@ impl Firmware {
     }
 
     fn add_listener(&self, kind: Kind) -> Result<ServiceHandle, vchiq_link::Error> {
-        let dispatch = Arc::new(Dispatch { kind, tx: Mutex::new(self.tx.clone()) });
+        let dispatch = Arc::new(Dispatch {
+            kind,
+            tx: Mutex::new(self.tx.clone()),
+        });
         // Fixed sets (vchiq_test's echo x8, func x2) are plain servers that auto-close back
         // to LISTENING; every other service is a pool that serves any number of clients.
         match kind.fixed_listeners() {
@@ -368,10 +400,18 @@ impl Firmware {
                 let data = m.into_data();
                 self.on_message(kind, h, &data);
             }
-            ServiceEvent::BulkReceiveDone { userdata, data } => self.on_bulk(kind, h, userdata, Some(data), true),
-            ServiceEvent::BulkTransmitDone { userdata } => self.on_bulk(kind, h, userdata, None, true),
-            ServiceEvent::BulkReceiveAborted { userdata } => self.on_bulk_aborted(kind, h, userdata, false),
-            ServiceEvent::BulkTransmitAborted { userdata } => self.on_bulk_aborted(kind, h, userdata, true),
+            ServiceEvent::BulkReceiveDone { userdata, data } => {
+                self.on_bulk(kind, h, userdata, Some(data), true)
+            }
+            ServiceEvent::BulkTransmitDone { userdata } => {
+                self.on_bulk(kind, h, userdata, None, true)
+            }
+            ServiceEvent::BulkReceiveAborted { userdata } => {
+                self.on_bulk_aborted(kind, h, userdata, false)
+            }
+            ServiceEvent::BulkTransmitAborted { userdata } => {
+                self.on_bulk_aborted(kind, h, userdata, true)
+            }
         }
     }
 
@@ -379,11 +419,19 @@ impl Firmware {
         let fourcc = kind.params().fourcc;
         // The debug service is the log's reader: logging its own traffic would drown it.
         if kind != Kind::Vcdb {
-            self.log.log(format!("vchiq: {fourcc} opened by client {client_id}"));
+            self.log
+                .log(format!("vchiq: {fourcc} opened by client {client_id}"));
         }
         {
             let mut st = self.lock();
-            st.conns.insert(h, Connection { fourcc, client_id, handle: h });
+            st.conns.insert(
+                h,
+                Connection {
+                    fourcc,
+                    client_id,
+                    handle: h,
+                },
+            );
             match kind {
                 Kind::Khan => {
                     // The KHAN handle of a process is registered under the id the driver
@@ -406,7 +454,9 @@ impl Firmware {
                     st.fun2.insert(h, Fun2State);
                 }
                 Kind::Khrn | Kind::Khhn => {
-                    st.khrn.entry(client_id).or_insert_with(|| KhrnServer::new(client_id));
+                    st.khrn
+                        .entry(client_id)
+                        .or_insert_with(|| KhrnServer::new(client_id));
                 }
                 _ => {}
             }
@@ -429,7 +479,9 @@ impl Firmware {
                     st.updh.remove(&id);
                 }
                 if matches!(kind, Kind::Khrn | Kind::Khhn) {
-                    let still = st.conns.values().any(|c| c.client_id == id && matches!(c.fourcc, FourCc::KHRN | FourCc::KHHN));
+                    let still = st.conns.values().any(|c| {
+                        c.client_id == id && matches!(c.fourcc, FourCc::KHRN | FourCc::KHHN)
+                    });
                     if !still {
                         st.khrn.remove(&id);
                     }
@@ -438,7 +490,10 @@ impl Firmware {
             conn
         };
         if let Some(c) = conn.filter(|_| kind != Kind::Vcdb) {
-            self.log.log(format!("vchiq: {} closed (client {})", c.fourcc, c.client_id));
+            self.log.log(format!(
+                "vchiq: {} closed (client {})",
+                c.fourcc, c.client_id
+            ));
         }
     }
 
@@ -449,11 +504,19 @@ impl Firmware {
     fn on_message(&self, kind: Kind, h: ServiceHandle, data: &[u8]) {
         match kind {
             Kind::Gcmd => {
-                let reply = self.gencmd.lock().unwrap_or_else(|p| p.into_inner()).handle(data);
+                let reply = self
+                    .gencmd
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .handle(data);
                 self.send(h, &reply);
             }
             Kind::Tvsv => {
-                let reply = self.tv.lock().unwrap_or_else(|p| p.into_inner()).handle(data);
+                let reply = self
+                    .tv
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .handle(data);
                 if let Some(r) = reply {
                     self.send(h, &r);
                 }
@@ -470,12 +533,22 @@ impl Firmware {
             Kind::Fun2 => crate::testsvc::fun2_message(self, h, data),
             Kind::Vcdb => self.on_vcdb(h, data),
             Kind::Updh | Kind::Tvnt | Kind::Cecn | Kind::Khan => {
-                self.log.log(format!("vchiq: unexpected message on {} ignored", kind.params().fourcc));
+                self.log.log(format!(
+                    "vchiq: unexpected message on {} ignored",
+                    kind.params().fourcc
+                ));
             }
         }
     }
 
-    fn on_bulk(&self, kind: Kind, h: ServiceHandle, userdata: u64, data: Option<Vec<u8>>, _ok: bool) {
+    fn on_bulk(
+        &self,
+        kind: Kind,
+        h: ServiceHandle,
+        userdata: u64,
+        data: Option<Vec<u8>>,
+        _ok: bool,
+    ) {
         match kind {
             Kind::Echo => crate::testsvc::echo_bulk_done(self, h, userdata, data),
             Kind::Func => crate::testsvc::func_bulk_done(self, h, userdata, data),
@@ -501,7 +574,10 @@ impl Firmware {
         if kind == Kind::Func {
             crate::testsvc::func_bulk_aborted(self, h, userdata, transmit);
         } else {
-            self.log.log(format!("vchiq: bulk {userdata} on {} aborted", kind.params().fourcc));
+            self.log.log(format!(
+                "vchiq: bulk {userdata} on {} aborted",
+                kind.params().fourcc
+            ));
         }
     }
 
@@ -547,7 +623,8 @@ impl Firmware {
                 drop(disp);
                 let path = dir.join(format!("frame-{frame:06}.png"));
                 if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| img.write_png(&path)) {
-                    self.log.log(format!("display: cannot write {}: {e}", path.display()));
+                    self.log
+                        .log(format!("display: cannot write {}: {e}", path.display()));
                 }
             }
         }
@@ -555,11 +632,21 @@ impl Firmware {
 
     fn on_khrn(&self, kind: Kind, h: ServiceHandle, input: KhrnInput<'_>) {
         let client_id = self.client_of(h);
-        let channel = if kind == Kind::Khhn { Channel::Khhn } else { Channel::Khrn };
+        let channel = if kind == Kind::Khhn {
+            Channel::Khhn
+        } else {
+            Channel::Khrn
+        };
         // Take the client's server out of the map while it runs so that the host can use
         // the state lock.
-        let Some(mut server) = self.lock().khrn.remove(&client_id) else { return };
-        let mut host = Host { fw: self, client_id, presented: false };
+        let Some(mut server) = self.lock().khrn.remove(&client_id) else {
+            return;
+        };
+        let mut host = Host {
+            fw: self,
+            client_id,
+            presented: false,
+        };
         let result = match input {
             KhrnInput::Message(d) => server.handle_message(channel, d, &mut host),
             KhrnInput::Bulk(d) => server.bulk_payload(channel, d, &mut host),
@@ -601,7 +688,10 @@ impl Firmware {
             }
             Some("stats") => {
                 let st = self.lock();
-                let out = format!("frames={} khan_posts={} khan_dropped={}\n", st.frames, st.khan_posts, st.khan_dropped);
+                let out = format!(
+                    "frames={} khan_posts={} khan_dropped={}\n",
+                    st.frames, st.khan_posts, st.khan_dropped
+                );
                 drop(st);
                 self.send(h, out.as_bytes());
             }
@@ -610,7 +700,10 @@ impl Firmware {
                     let mut disp = self.lock_display();
                     Some(disp.compose().encode_png())
                 } else {
-                    let element = words.next().and_then(|w| w.parse::<u32>().ok()).unwrap_or(0);
+                    let element = words
+                        .next()
+                        .and_then(|w| w.parse::<u32>().ok())
+                        .unwrap_or(0);
                     let client = self.client_of(h);
                     self.element_png(client, element)
                 };
@@ -624,7 +717,10 @@ impl Firmware {
                     None => self.send(h, &0u32.to_le_bytes()),
                 }
             }
-            _ => self.send(h, b"error: unknown request (log, clientid, services, stats, snapshot, element N)"),
+            _ => self.send(
+                h,
+                b"error: unknown request (log, clientid, services, stats, snapshot, element N)",
+            ),
         }
     }
 
@@ -653,7 +749,12 @@ impl Host<'_> {
             Channel::Khrn => FourCc::KHRN,
             Channel::Khhn => FourCc::KHHN,
         };
-        self.fw.lock().conns.values().find(|c| c.client_id == self.client_id && c.fourcc == fourcc).map(|c| c.handle)
+        self.fw
+            .lock()
+            .conns
+            .values()
+            .find(|c| c.client_id == self.client_id && c.fourcc == fourcc)
+            .map(|c| c.handle)
     }
 }
 
@@ -667,7 +768,10 @@ impl KhrnHost for Host<'_> {
     fn bulk_to_client(&mut self, channel: Channel, data: Vec<u8>) {
         if let Some(h) = self.service(channel) {
             if let Err(e) = self.fw.link.queue_bulk_transmit(h, data, 0) {
-                self.fw.log.log(format!("khrn: bulk to client {} failed: {e}", self.client_id));
+                self.fw.log.log(format!(
+                    "khrn: bulk to client {} failed: {e}",
+                    self.client_id
+                ));
             }
         }
     }
@@ -675,7 +779,10 @@ impl KhrnHost for Host<'_> {
     fn expect_bulk_from_client(&mut self, channel: Channel, len: u32) {
         if let Some(h) = self.service(channel) {
             if let Err(e) = self.fw.link.queue_bulk_receive(h, len, u64::from(len)) {
-                self.fw.log.log(format!("khrn: bulk from client {} failed: {e}", self.client_id));
+                self.fw.log.log(format!(
+                    "khrn: bulk from client {} failed: {e}",
+                    self.client_id
+                ));
             }
         }
     }
@@ -683,12 +790,15 @@ impl KhrnHost for Host<'_> {
     fn post_khan(&mut self, pid: u64, command: u32, sem: u32) {
         let fw = self.fw;
         let mut st = fw.lock();
-        let target = u32::try_from(pid).ok().and_then(|p| st.khan.get(&p).copied());
+        let target = u32::try_from(pid)
+            .ok()
+            .and_then(|p| st.khan.get(&p).copied());
         match target {
             None => {
                 st.khan_dropped += 1;
                 drop(st);
-                fw.log.log(format!("*** No KHAN handle found for pid {pid}"));
+                fw.log
+                    .log(format!("*** No KHAN handle found for pid {pid}"));
             }
             // Beyond the real firmware: a post only ever goes to the KHAN service of the
             // client the command came from, so no client can wake or stall another one by
@@ -715,14 +825,19 @@ impl KhrnHost for Host<'_> {
         let mut disp = self.fw.lock_display();
         if !disp.set_element_image(window, image) {
             drop(disp);
-            self.fw.log.log(format!("khrn: swap for unknown dispmanx element {window}"));
+            self.fw
+                .log
+                .log(format!("khrn: swap for unknown dispmanx element {window}"));
             return;
         }
         self.presented = true;
     }
 
     fn display_size(&self) -> (u32, u32) {
-        (self.fw.options.display_width, self.fw.options.display_height)
+        (
+            self.fw.options.display_width,
+            self.fw.options.display_height,
+        )
     }
 
     fn log(&mut self, text: &str) {
@@ -747,15 +862,22 @@ impl Firmware {
     }
 
     /// Runs `f` on the echo state of a connection.
-    pub(crate) fn with_echo<R>(&self, h: ServiceHandle, f: impl FnOnce(&mut EchoState) -> R) -> Option<R> {
+    pub(crate) fn with_echo<R>(
+        &self,
+        h: ServiceHandle,
+        f: impl FnOnce(&mut EchoState) -> R,
+    ) -> Option<R> {
         self.lock().echo.get_mut(&h).map(f)
     }
 
     /// Runs `f` on the func state of a connection.
-    pub(crate) fn with_func<R>(&self, h: ServiceHandle, f: impl FnOnce(&mut FuncState) -> R) -> Option<R> {
+    pub(crate) fn with_func<R>(
+        &self,
+        h: ServiceHandle,
+        f: impl FnOnce(&mut FuncState) -> R,
+    ) -> Option<R> {
         self.lock().func.get_mut(&h).map(f)
     }
-
 }
 
 #[cfg(test)]
@@ -765,12 +887,27 @@ mod tests {
     #[test]
     fn display_output_parses() {
         assert_eq!("none".parse::<DisplayOutput>(), Ok(DisplayOutput::None));
-        assert_eq!("png:/tmp/x".parse::<DisplayOutput>(), Ok(DisplayOutput::Png { dir: "/tmp/x".into(), every: 1 }));
-        assert_eq!("png:/tmp/x:30".parse::<DisplayOutput>(), Ok(DisplayOutput::Png { dir: "/tmp/x".into(), every: 30 }));
+        assert_eq!(
+            "png:/tmp/x".parse::<DisplayOutput>(),
+            Ok(DisplayOutput::Png {
+                dir: "/tmp/x".into(),
+                every: 1
+            })
+        );
+        assert_eq!(
+            "png:/tmp/x:30".parse::<DisplayOutput>(),
+            Ok(DisplayOutput::Png {
+                dir: "/tmp/x".into(),
+                every: 30
+            })
+        );
         assert!("png:".parse::<DisplayOutput>().is_err());
         assert!("png:/x:0".parse::<DisplayOutput>().is_err());
         assert!("x11".parse::<DisplayOutput>().is_err());
-        let o = DisplayOutput::Png { dir: "/d".into(), every: 5 };
+        let o = DisplayOutput::Png {
+            dir: "/d".into(),
+            every: 5,
+        };
         assert_eq!(o.to_string().parse::<DisplayOutput>(), Ok(o));
     }
 }

@@ -24,4 +24,6 @@ pub mod testsvc;
 pub mod tvservice;
 pub mod vclog;
 
-pub use firmware::{Connection, DisplayOutput, VcLink, VideoCore, VideoCoreError, VideoCoreOptions, VCDB};
+pub use firmware::{
+    Connection, DisplayOutput, VCDB, VcLink, VideoCore, VideoCoreError, VideoCoreOptions,
+};

@@ -31,7 +31,8 @@ pub struct EchoState {
 }
 
 fn word(data: &[u8], i: usize) -> i32 {
-    data.get(i * 4..i * 4 + 4).map_or(0, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    data.get(i * 4..i * 4 + 4)
+        .map_or(0, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 fn error_string(fw: &Firmware, h: ServiceHandle, text: &str) {
@@ -50,11 +51,18 @@ pub fn echo_message(fw: &Firmware, h: ServiceHandle, data: &[u8]) {
             if data.len() != TEST_PARAMS_SIZE {
                 return error_string(fw, h, "Bad params size");
             }
-            let (blocksize, iters, verify, echo) = (word(data, 1), word(data, 2), word(data, 3), word(data, 4));
+            let (blocksize, iters, verify, echo) =
+                (word(data, 1), word(data, 2), word(data, 3), word(data, 4));
             let server_quota = word(data, 9);
             if iters > 0 {
                 fw.with_echo(h, |s| {
-                    *s = EchoState { bulk_size: blocksize.max(0) as u32, iters, verify: verify != 0, echo: echo != 0, count: 0 };
+                    *s = EchoState {
+                        bulk_size: blocksize.max(0) as u32,
+                        iters,
+                        verify: verify != 0,
+                        echo: echo != 0,
+                        count: 0,
+                    };
                 });
                 // A zero-length receive would pair FIFO with the client's next real
                 // transmit and abort it (the ping test sends blocksize 0 to set quotas).
@@ -65,7 +73,11 @@ pub fn echo_message(fw: &Firmware, h: ServiceHandle, data: &[u8]) {
                 }
             }
             if server_quota > 0 {
-                let _ = fw.link().set_service_option(h, vchiq_abi::enums::ServiceOption::MessageQuota, server_quota);
+                let _ = fw.link().set_service_option(
+                    h,
+                    vchiq_abi::enums::ServiceOption::MessageQuota,
+                    server_quota,
+                );
             }
             fw.reply(h, &[0]);
         }
@@ -177,7 +189,10 @@ pub struct Fun2State;
 pub fn fun2_message(fw: &Firmware, h: ServiceHandle, data: &[u8]) {
     let len = word(data, 0);
     if !(0..=16 * 1024 * 1024).contains(&len) || data.len() < 4 {
-        fw.vclog().log(format!("fun2: bad request of {} bytes (datalen {len})", data.len()));
+        fw.vclog().log(format!(
+            "fun2: bad request of {} bytes (datalen {len})",
+            data.len()
+        ));
         return;
     }
     if let Err(e) = fw.link().queue_bulk_receive(h, len as u32, len as u64) {

@@ -755,7 +755,7 @@ mod tests {
         );
         let b = TestParams::default().to_bytes();
         assert_eq!(&b[..8], &[4, 0, 0, 0, 64, 0, 0, 0]);
-        assert_eq!(c_float(0.0 / 0.0), "-nan");
+        assert_eq!(c_float(f32::NAN), "-nan");
         assert_eq!(c_float(1.5), "1.500000");
     }
 }
