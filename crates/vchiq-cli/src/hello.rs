@@ -167,7 +167,7 @@ pub struct ClientTimings {
 /// one frame per iteration with a swap that waits for the VideoCore's KHAN post.
 pub fn run_client(o: &ClientOptions) -> Result<ClientTimings> {
     let pid_source = o.pid_source;
-    let inst = Instance::connect_to(o.socket.clone())?;
+    let inst = crate::tools::connect(Some(o.socket.clone()))?;
     let hello = inst.hello();
     if o.verbose {
         println!("pid: {}", std::process::id());

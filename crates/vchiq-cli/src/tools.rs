@@ -52,16 +52,38 @@ pub struct SnapshotArgs {
     file: PathBuf,
 }
 
-/// Connects to the daemon, with the library's error (which says what to do).
+/// True when a client with no `--socket` would use the `/dev/vchiq` device: the library
+/// prefers it when it exists and `VCHIQ_SOCKET` is not set (on a Pi, or with
+/// `vchiq daemon --dev-node /dev/vchiq`).
+fn uses_device(socket: &Option<PathBuf>) -> bool {
+    socket.is_none()
+        && std::env::var_os(vchiq_abi::wire::SOCKET_ENV).is_none_or(|v| v.is_empty())
+        && std::path::Path::new(Instance::DEVICE_PATH).exists()
+}
+
+/// Connects to the driver (`--socket`, else `$VCHIQ_SOCKET`, else `/dev/vchiq` when it
+/// exists, else the default socket), with the library's error (which says what to do).
 pub fn connect(socket: Option<PathBuf>) -> Result<Instance> {
-    let path = socket_path(socket);
-    Ok(Instance::connect_to(&path)?)
+    // The library's message already says what failed, why and what to do, including the
+    // OS error: keep it as one line instead of a cause chain that repeats it.
+    let result = if uses_device(&socket) {
+        Instance::connect()
+    } else {
+        Instance::connect_to(socket_path(socket))
+    };
+    result.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 pub fn status(a: StatusArgs) -> Result<ExitCode> {
     if !a.self_ {
-        // Only HELLO and STATUS: this works even when the VideoCore is lost.
-        print!("{}", vchiq::daemon_status(socket_path(a.socket))?);
+        let text = if uses_device(&a.socket) {
+            // The device's state dump (`read()` on /dev/vchiq).
+            connect(None)?.status()?
+        } else {
+            // Only HELLO and STATUS: this works even when the VideoCore is lost.
+            vchiq::daemon_status(socket_path(a.socket)).map_err(|e| anyhow::anyhow!("{e}"))?
+        };
+        print!("{text}");
         return Ok(ExitCode::SUCCESS);
     }
     let inst = connect(a.socket)?;

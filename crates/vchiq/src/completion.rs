@@ -28,7 +28,6 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::error::{Error, Result};
 use crate::instance::Core;
 use crate::service::{Event, Handler, Service, ServiceInner};
-use crate::sys;
 use crate::transport::{Request, Response};
 
 /// `completions[8]` of the library's completion thread.
@@ -233,16 +232,22 @@ fn dispatch(core: &Core, rec: Record) {
             }
             None => Event::MessageAvailable,
         },
-        Reason::BulkTransmitDone => Event::BulkTransmitDone {
-            userdata: rec.bulk_userdata,
-        },
-        Reason::BulkTransmitAborted => Event::BulkTransmitAborted {
-            userdata: rec.bulk_userdata,
-        },
+        Reason::BulkTransmitDone => {
+            svc.release_tx(rec.bulk_userdata);
+            Event::BulkTransmitDone {
+                userdata: rec.bulk_userdata,
+            }
+        }
+        Reason::BulkTransmitAborted => {
+            svc.release_tx(rec.bulk_userdata);
+            Event::BulkTransmitAborted {
+                userdata: rec.bulk_userdata,
+            }
+        }
         Reason::BulkReceiveDone => {
             let data = svc
                 .take_rx_bulk(rec.bulk_userdata)
-                .and_then(|b| sys::read_all(&b.file, b.len).ok())
+                .map(|b| b.into_data())
                 .unwrap_or_default();
             Event::BulkReceiveDone {
                 userdata: rec.bulk_userdata,

@@ -44,6 +44,32 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The VCHIQ device file does not exist (`ENOENT`, `ENODEV`, `ENXIO`).
+    #[error(
+        "no VCHIQ device at {} (open: {}); load the vchiq kernel driver, serve a node with 'vchiq daemon --dev-node {}', or set VCHIQ_SOCKET to use vchiqd's socket",
+        path.display(), os_text(source), path.display()
+    )]
+    DeviceNotFound {
+        /// The device path.
+        path: PathBuf,
+        /// The `open()` error.
+        source: io::Error,
+    },
+
+    /// The VCHIQ device file could not be opened (other than for a missing file or a
+    /// permission problem), e.g. `ENOTCONN` from a driver whose VideoCore half is down,
+    /// or `ENOTTY`-like errors from a path that is not the device.
+    #[error(
+        "cannot open the VCHIQ device {} (open: {}); check that it is /dev/vchiq of a running driver or a 'vchiq daemon --dev-node' node, or set VCHIQ_SOCKET to use vchiqd's socket",
+        path.display(), os_text(source)
+    )]
+    DeviceOpen {
+        /// The device path.
+        path: PathBuf,
+        /// The `open()` error.
+        source: io::Error,
+    },
+
     /// The daemon speaks another version of the socket protocol (`vchiq_abi::wire`).
     #[error(
         "vchiqd speaks socket protocol {theirs}, this library speaks {ours}; use a vchiqd and library from the same release"
@@ -110,7 +136,8 @@ pub enum Error {
         max: usize,
     },
 
-    /// `connect()` was refused for lack of permission.
+    /// `connect()` to the socket or `open()` of the device was refused for lack of
+    /// permission.
     #[error("permission denied on {}: add yourself to group 'video' or set VCHIQ_SOCKET", path.display())]
     PermissionDenied {
         /// The socket path.
@@ -182,6 +209,17 @@ impl Error {
             }
             Some(libc::EACCES | libc::EPERM) => Error::PermissionDenied { path, source },
             _ => Error::Connect { path, source },
+        }
+    }
+
+    /// Maps an `open()` failure of the device `path`.
+    pub(crate) fn from_open(path: PathBuf, source: io::Error) -> Error {
+        match source.raw_os_error() {
+            Some(libc::ENOENT | libc::ENODEV | libc::ENXIO | libc::ENOTDIR) => {
+                Error::DeviceNotFound { path, source }
+            }
+            Some(libc::EACCES | libc::EPERM) => Error::PermissionDenied { path, source },
+            _ => Error::DeviceOpen { path, source },
         }
     }
 

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
 
@@ -18,6 +18,7 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use crate::completion::{self, PumpState};
 use crate::error::{Error, Result};
+use crate::native::NativeTransport;
 use crate::service::{Handler, Phase, Service, ServiceInner, ServiceParams, SvcState};
 use crate::sys;
 use crate::transport::{Request, Response, SocketTransport, Transport};
@@ -43,6 +44,10 @@ pub(crate) struct Core {
     pub transport: Box<dyn Transport>,
     pub hello: HelloInfo,
     pub path: PathBuf,
+    /// The transport is ioctls on a device file (not vchiqd's socket).
+    pub device: bool,
+    /// The client id learnt from GET_CLIENT_ID on a device whose HELLO could not know it.
+    client_id: AtomicU32,
     /// LIB_VERSION(8) was accepted: CLOSE/REMOVE wait for CLOSE_DELIVERED.
     pub close_delivered: bool,
     /// Live services by the userdata given at CREATE_SERVICE.
@@ -54,9 +59,20 @@ pub(crate) struct Core {
     completion: Mutex<Option<JoinHandle<()>>>,
     pub completion_thread: OnceLock<ThreadId>,
     shut: AtomicBool,
+    /// Bulk buffers whose address a native driver may still hold; freed with the core,
+    /// i.e. after `transport` (declared first, so dropped first) has closed the device.
+    retired: Mutex<Vec<Box<[u8]>>>,
 }
 
 impl Core {
+    /// Keeps `bufs` until the device is closed (see `retired`).
+    pub fn retire(&self, bufs: Vec<Box<[u8]>>) {
+        self.retired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(bufs);
+    }
+
     pub fn table(&self) -> MutexGuard<'_, HashMap<u64, Arc<ServiceInner>>> {
         // Only inserts and removes happen under this lock.
         self.services.lock().unwrap_or_else(PoisonError::into_inner)
@@ -130,6 +146,7 @@ impl Core {
                 events: Default::default(),
                 rx_bulks: Default::default(),
                 next_rx_id: 0,
+                kept: Default::default(),
                 ended: false,
             }),
             cv: Condvar::new(),
@@ -248,10 +265,51 @@ impl std::fmt::Debug for Instance {
 }
 
 impl Instance {
-    /// Connects to vchiqd at `$VCHIQ_SOCKET`, else the default path for this user
-    /// ([`vchiq_abi::wire::default_socket_path`]). See [`connect_to`](Self::connect_to).
+    /// Connects to the driver the way a program on a Raspberry Pi would, or to vchiqd:
+    ///
+    /// - with `$VCHIQ_SOCKET` set (non-empty), to vchiqd's socket there;
+    /// - else, when [`DEVICE_PATH`](Self::DEVICE_PATH) (`/dev/vchiq`) exists, through the
+    ///   native transport ([`open_device`](Self::open_device)): the kernel driver, or a
+    ///   node served by `vchiq daemon --dev-node`;
+    /// - else to vchiqd's socket at the default path for this user
+    ///   ([`vchiq_abi::wire::default_socket_path`]); see [`connect_to`](Self::connect_to).
     pub fn connect() -> Result<Instance> {
+        let socket_set = std::env::var_os(wire::SOCKET_ENV).is_some_and(|p| !p.is_empty());
+        if !socket_set && Path::new(Self::DEVICE_PATH).exists() {
+            return Instance::open_device(Self::DEVICE_PATH);
+        }
         Instance::connect_to(wire::default_socket_path(sys::geteuid()))
+    }
+
+    /// The device file [`connect`](Self::connect) uses when it exists.
+    pub const DEVICE_PATH: &str = "/dev/vchiq";
+
+    /// Opens the VCHIQ device file at `path` (the kernel's `/dev/vchiq`, or a node served
+    /// by `vchiq daemon --dev-node PATH`) and sets the instance up over ioctls, as
+    /// libvchiq_arm does: GET_CONFIG, LIB_VERSION(8), CONNECT, then the completion thread.
+    /// Bulk data is passed to the driver by address, never copied through a memfd.
+    ///
+    /// [`client_id`](Self::client_id) is `getpid()` in the initial PID namespace; in
+    /// another one it is unknown (0) until a service exists, then GET_CLIENT_ID of it.
+    ///
+    /// # Errors
+    /// [`Error::DeviceNotFound`], [`Error::PermissionDenied`] or [`Error::DeviceOpen`]
+    /// when the file cannot be opened; [`Error::IncompatibleDriver`] when the versions do
+    /// not fit; `Ioctl` errors from CONNECT.
+    pub fn open_device(path: impl AsRef<Path>) -> Result<Instance> {
+        let path = path.as_ref().to_path_buf();
+        let transport = Box::new(NativeTransport::open(&path)?);
+        Instance::from_transport(transport, path.clone(), true).map_err(|e| match e {
+            // Not a VCHIQ device at all (a regular file, /dev/null, ...).
+            Error::Ioctl {
+                errno: libc::ENOTTY,
+                ..
+            } => Error::DeviceOpen {
+                path,
+                source: std::io::Error::from_raw_os_error(libc::ENOTTY),
+            },
+            e => e,
+        })
     }
 
     /// Connects to vchiqd at `path` and sets the instance up as libvchiq_arm does: HELLO,
@@ -273,6 +331,14 @@ impl Instance {
     /// in-process daemons and socket activation). `path` is only reported.
     pub fn from_socket(sock: OwnedFd, path: impl Into<PathBuf>) -> Result<Instance> {
         let transport = Box::new(SocketTransport::new(sock)?);
+        Instance::from_transport(transport, path.into(), false)
+    }
+
+    fn from_transport(
+        transport: Box<dyn Transport>,
+        path: PathBuf,
+        device: bool,
+    ) -> Result<Instance> {
         let result = handshake(&*transport);
         let (hello, close_delivered) = match result {
             Ok(v) => v,
@@ -284,7 +350,9 @@ impl Instance {
         let core = Arc::new(Core {
             transport,
             hello,
-            path: path.into(),
+            client_id: AtomicU32::new(hello.client_id),
+            path,
+            device,
             close_delivered,
             services: Mutex::new(HashMap::new()),
             next_userdata: AtomicU64::new(1),
@@ -292,6 +360,7 @@ impl Instance {
             completion: Mutex::new(None),
             completion_thread: OnceLock::new(),
             shut: AtomicBool::new(false),
+            retired: Mutex::new(Vec::new()),
         });
         let thread = {
             let core = Arc::clone(&core);
@@ -322,16 +391,54 @@ impl Instance {
     }
 
     /// The instance's client id, as the daemon attests it (the kernel-reported PID).
+    ///
+    /// On a device ([`open_device`](Self::open_device)) outside the initial PID namespace
+    /// the driver's view cannot be known before a service exists: this is 0 until then,
+    /// and afterwards GET_CLIENT_ID of the oldest live service (asked once).
     pub fn client_id(&self) -> u32 {
-        self.core().hello.client_id
+        let core = self.core();
+        let known = core.client_id.load(Ordering::Relaxed);
+        if known != 0 || !core.device {
+            return known;
+        }
+        let mut services: Vec<Arc<ServiceInner>> = core.table().values().cloned().collect();
+        services.sort_by_key(|s| s.userdata);
+        for svc in services {
+            let handle = svc.lock().handle;
+            if handle == 0 {
+                continue;
+            }
+            let id = core
+                .transport
+                .call(&Request::value(Op::GetClientId, u64::from(handle)))
+                .ok()
+                .and_then(|r| u32::try_from(r.result).ok())
+                .unwrap_or(0);
+            if id != 0 {
+                core.client_id.store(id, Ordering::Relaxed);
+                return id;
+            }
+        }
+        0
     }
 
-    /// Everything HELLO reported.
+    /// Everything HELLO reported (with [`client_id`](Self::client_id) as known now). On a
+    /// device HELLO is answered by the library itself: `instance` is 0 and
+    /// `protocol_version` is the one this library speaks.
     pub fn hello(&self) -> HelloInfo {
-        self.core().hello
+        HelloInfo {
+            client_id: self.client_id(),
+            ..self.core().hello
+        }
     }
 
-    /// The socket this instance is connected to.
+    /// Whether this instance talks to a device file (ioctls) rather than vchiqd's socket.
+    pub fn is_device(&self) -> bool {
+        self.core().device
+    }
+
+    /// The socket (or, for [`open_device`](Self::open_device), the device file) this
+    /// instance is connected to.
     pub fn socket_path(&self) -> &Path {
         &self.core().path
     }

@@ -1,5 +1,7 @@
 //! Client library for the VideoCore host interface (VCHIQ), spoken to `vchiqd` over its
-//! Unix socket: instances, services, messages and bulk transfers.
+//! Unix socket or, natively, with ioctls on a `/dev/vchiq` file (the kernel driver's on a
+//! Raspberry Pi, or vchiqd's node from `vchiq daemon --dev-node`): instances, services,
+//! messages and bulk transfers.
 //!
 //! # Model
 //!
@@ -15,7 +17,18 @@
 //!   from the driver: a callback (VCHIQ style: messages arrive with the event) or a queue
 //!   (VCHI style: the driver keeps messages until [`Service::dequeue`]).
 //! - Bulk data is copied into a sealed memfd that travels with the request
-//!   (`SCM_RIGHTS`); it never goes through the socket.
+//!   (`SCM_RIGHTS`); it never goes through the socket. On a device file the driver
+//!   reaches the data by address instead, as with libvchiq_arm: BLOCKING transfers use
+//!   the caller's buffer, CALLBACK and NOCALLBACK ones a copy the library keeps until the
+//!   driver is done with it.
+//!
+//! # Transports
+//!
+//! [`Instance::connect`] uses vchiqd's socket when `VCHIQ_SOCKET` is set, else
+//! `/dev/vchiq` when it exists ([`Instance::open_device`]: ioctls, each on the calling
+//! thread; see the `native` module), else the default socket. [`Instance::connect_to`]
+//! and [`Instance::open_device`] choose explicitly. Everything above the transport (the
+//! threads, callbacks, close-delivered handling) is the same for both.
 //!
 //! # Threads
 //!
@@ -65,8 +78,11 @@
 //!
 //! # Limits
 //!
-//! - Only the socket transport exists; a native `/dev/vchiq` transport (for running on a
-//!   real Pi without vchiqd) fits behind the internal `Transport` trait but is not written.
+//! - On a device file outside the initial PID namespace, [`Instance::client_id`] is 0
+//!   until a service exists (the driver's view is only readable through GET_CLIENT_ID).
+//! - On a device file, the native transport interrupts its own worker threads with a
+//!   real-time signal (`SIGRTMAX - 2`, given a no-op handler if it has none); this is only
+//!   needed to close a service from inside a callback.
 //! - libvchiq_arm's refusal of a second server with the same fourcc and a different
 //!   callback is not reproduced (closures cannot be compared); the driver still refuses
 //!   servers of another instance.
@@ -76,6 +92,7 @@
 mod completion;
 mod error;
 mod instance;
+mod native;
 mod service;
 mod sys;
 mod transport;

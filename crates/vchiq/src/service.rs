@@ -8,7 +8,7 @@ use std::sync::mpsc::channel;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use vchiq_abi::defs::MAX_MSG_SIZE;
+use vchiq_abi::defs::{MAX_MSG_SIZE, NUM_SERVICE_BULKS};
 use vchiq_abi::enums::{BulkMode, ServiceOption};
 use vchiq_abi::fourcc::FourCc;
 use vchiq_abi::wire::{
@@ -19,7 +19,7 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::error::{Error, Result, check_message};
 use crate::instance::Core;
 use crate::sys;
-use crate::transport::{Request, Response, wait_for};
+use crate::transport::{BulkPtr, Request, Response, wait_for};
 
 /// The callback of a [`Handler::Callback`] service.
 pub type CallbackFn = dyn Fn(&Service, Event) + Send + Sync;
@@ -125,12 +125,65 @@ pub(crate) enum Phase {
     Invalid,
 }
 
-/// A CALLBACK bulk receive whose memfd the library keeps until its completion.
+/// A CALLBACK bulk receive whose memory the library keeps until its completion.
 pub(crate) struct RxBulk {
     pub id: u64,
     pub userdata: u64,
     pub len: usize,
-    pub file: File,
+    pub store: RxStore,
+}
+
+/// Where a CALLBACK bulk receive lands.
+pub(crate) enum RxStore {
+    /// A memfd passed to vchiqd (socket transport).
+    Memfd(File),
+    /// A buffer whose address the driver has (native transport, see [`BulkPtr`]).
+    Buf(Box<[u8]>),
+}
+
+impl RxBulk {
+    /// The received bytes (called once the completion has arrived).
+    pub fn into_data(self) -> Vec<u8> {
+        match self.store {
+            RxStore::Memfd(file) => sys::read_all(&file, self.len).unwrap_or_default(),
+            RxStore::Buf(buf) => {
+                let mut v = buf.into_vec();
+                v.truncate(self.len);
+                v
+            }
+        }
+    }
+}
+
+/// Memory of a CALLBACK transmit or a NOCALLBACK transfer that the driver of a native
+/// transport may still be using (see [`BulkPtr`]); rx CALLBACK buffers are in `rx_bulks`.
+pub(crate) struct KeptBulk {
+    pub transmit: bool,
+    pub callback: bool,
+    pub userdata: u64,
+    pub buf: Box<[u8]>,
+}
+
+impl KeptBulk {
+    /// Keeps `buf` and describes it for the driver. The heap block does not move when
+    /// the `Box` does, so the address stays valid while the entry is kept.
+    fn new(
+        transmit: bool,
+        callback: bool,
+        userdata: u64,
+        mut buf: Box<[u8]>,
+    ) -> (KeptBulk, BulkPtr) {
+        let ptr = BulkPtr::of_mut(&mut buf);
+        (
+            KeptBulk {
+                transmit,
+                callback,
+                userdata,
+                buf,
+            },
+            ptr,
+        )
+    }
 }
 
 pub(crate) struct SvcState {
@@ -141,6 +194,8 @@ pub(crate) struct SvcState {
     /// CALLBACK bulk receives, in the order they were sent.
     pub rx_bulks: VecDeque<RxBulk>,
     pub next_rx_id: u64,
+    /// Native transport: memory of transfers the driver may still use.
+    pub kept: VecDeque<KeptBulk>,
     /// The completion thread has stopped: no more events will come.
     pub ended: bool,
 }
@@ -158,6 +213,27 @@ pub(crate) struct ServiceInner {
     /// Serialises "record the memfd, send the request" of CALLBACK bulk receives so that
     /// the library's FIFO matches the order the driver sees.
     pub rx_order: Mutex<()>,
+}
+
+impl Drop for ServiceInner {
+    fn drop(&mut self) {
+        // The driver may still hold the address of a kept buffer (a remove that failed, a
+        // NOCALLBACK bulk): hand them to the instance, which frees them only after its
+        // device has been closed.
+        let s = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let bufs: Vec<Box<[u8]>> = s
+            .kept
+            .drain(..)
+            .map(|b| b.buf)
+            .chain(s.rx_bulks.drain(..).filter_map(|b| match b.store {
+                RxStore::Buf(buf) => Some(buf),
+                RxStore::Memfd(_) => None,
+            }))
+            .collect();
+        if !bufs.is_empty() {
+            self.core.retire(bufs);
+        }
+    }
 }
 
 impl ServiceInner {
@@ -218,6 +294,48 @@ impl ServiceInner {
             .position(|b| b.userdata == userdata)
             .unwrap_or(0);
         s.rx_bulks.remove(i)
+    }
+
+    /// A CALLBACK transmit completed (or was aborted): its memory is free again.
+    pub fn release_tx(&self, userdata: u64) {
+        let mut s = self.lock();
+        let matching = |b: &KeptBulk| b.transmit && b.callback;
+        let i = s
+            .kept
+            .iter()
+            .position(|b| matching(b) && b.userdata == userdata)
+            .or_else(|| s.kept.iter().position(matching));
+        if let Some(i) = i {
+            s.kept.remove(i);
+        }
+    }
+
+    /// After a NOCALLBACK transfer in one direction was queued: at most
+    /// `NUM_SERVICE_BULKS` transfers per direction are outstanding (the driver blocks the
+    /// next one) and they complete in order, so only the newest NOCALLBACK buffers of that
+    /// direction can still be in use.
+    fn trim_nocallback(&self, transmit: bool) {
+        let mut s = self.lock();
+        let mut seen = 0;
+        let mut i = s.kept.len();
+        while i > 0 {
+            i -= 1;
+            let b = &s.kept[i];
+            if b.transmit == transmit && !b.callback {
+                seen += 1;
+                if seen > NUM_SERVICE_BULKS {
+                    s.kept.remove(i);
+                }
+            }
+        }
+    }
+
+    /// After a BLOCKING transfer in one direction completed: every earlier transfer in that
+    /// direction has completed too, so no NOCALLBACK buffer of it is in use.
+    fn drop_nocallback(&self, transmit: bool) {
+        self.lock()
+            .kept
+            .retain(|b| b.transmit != transmit || b.callback);
     }
 
     fn live_handle(&self) -> Result<u32> {
@@ -381,7 +499,6 @@ impl Service {
     pub fn bulk_transmit(&self, data: &[u8], mode: BulkMode, userdata: u64) -> Result<()> {
         let size = bulk_size(data.len(), mode)?;
         let handle = self.inner.live_handle()?;
-        let memfd = sys::memfd_with("vchiq-bulk-tx", data)?;
         let req = BulkRequest {
             handle,
             size,
@@ -389,8 +506,42 @@ impl Service {
             mode: mode.raw(),
             thread: sys::gettid(),
         };
-        self.bulk_call(Op::QueueBulkTransmit, req, &memfd)?;
+        if self.core().transport.direct_bulk() {
+            return self.bulk_transmit_direct(data, mode, req);
+        }
+        let memfd = sys::memfd_with("vchiq-bulk-tx", data)?;
+        self.bulk_call(Op::QueueBulkTransmit, req, Some(&memfd), None)?;
         Ok(())
+    }
+
+    /// Native transport: BLOCKING passes `data` itself (the call returns only when the
+    /// driver is done with it); CALLBACK and NOCALLBACK pass a copy kept until the driver
+    /// is done ([`KeptBulk`]).
+    fn bulk_transmit_direct(&self, data: &[u8], mode: BulkMode, req: BulkRequest) -> Result<()> {
+        if mode == BulkMode::Blocking {
+            self.bulk_call(Op::QueueBulkTransmit, req, None, Some(BulkPtr::of(data)))?;
+            self.inner.drop_nocallback(true);
+            return Ok(());
+        }
+        let callback = mode == BulkMode::Callback;
+        let (kept, ptr) = KeptBulk::new(true, callback, req.userdata, data.into());
+        self.inner.lock().kept.push_back(kept);
+        match self.bulk_call(Op::QueueBulkTransmit, req, None, Some(ptr)) {
+            Ok(_) => {
+                if !callback {
+                    self.inner.trim_nocallback(true);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Not queued: the driver never kept the address.
+                self.inner
+                    .lock()
+                    .kept
+                    .retain(|b| b.buf.as_ptr() as usize != ptr.addr);
+                Err(e)
+            }
+        }
     }
 
     /// Receives a bulk transfer of `len` bytes into a sealed memfd passed to the daemon.
@@ -406,7 +557,6 @@ impl Service {
     ) -> Result<Option<Vec<u8>>> {
         let size = bulk_size(len, mode)?;
         let handle = self.inner.live_handle()?;
-        let memfd = sys::memfd_sized("vchiq-bulk-rx", len)?;
         let req = BulkRequest {
             handle,
             size,
@@ -414,54 +564,26 @@ impl Service {
             mode: mode.raw(),
             thread: sys::gettid(),
         };
+        if self.core().transport.direct_bulk() {
+            return self.bulk_receive_direct(len, mode, req);
+        }
+        let memfd = sys::memfd_sized("vchiq-bulk-rx", len)?;
         match mode {
             BulkMode::Callback => {
                 let file = memfd.try_clone()?;
-                let (tx, rx) = channel();
-                // Record the memfd and send under one lock, so the FIFO of pending receives
-                // is in the order the driver sees them.
-                let (id, tag) = {
-                    let _order = self
-                        .inner
-                        .rx_order
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    let id = {
-                        let mut s = self.inner.lock();
-                        let id = s.next_rx_id;
-                        s.next_rx_id += 1;
-                        s.rx_bulks.push_back(RxBulk {
-                            id,
-                            userdata,
-                            len,
-                            file,
-                        });
-                        id
-                    };
-                    let payload = [req.as_bytes()];
-                    let r = Request {
-                        op: Op::QueueBulkReceive,
-                        arg: 0,
-                        payload: &payload,
-                        fd: Some(memfd.as_fd()),
-                    };
-                    match self.core().transport.submit(&r, tx) {
-                        Ok(tag) => (id, tag),
-                        Err(e) => {
-                            self.forget_rx(id);
-                            return Err(e);
-                        }
-                    }
+                let payload = [req.as_bytes()];
+                let r = Request {
+                    op: Op::QueueBulkReceive,
+                    arg: 0,
+                    payload: &payload,
+                    fd: Some(memfd.as_fd()),
+                    bulk: None,
                 };
-                let result = wait_for(&rx, tag).and_then(|resp| resp.check(Op::QueueBulkReceive));
-                if let Err(e) = result {
-                    self.forget_rx(id);
-                    return Err(e);
-                }
+                self.submit_rx_callback(&r, len, req.userdata, RxStore::Memfd(file))?;
                 Ok(None)
             }
             _ => {
-                self.bulk_call(Op::QueueBulkReceive, req, &memfd)?;
+                self.bulk_call(Op::QueueBulkReceive, req, Some(&memfd), None)?;
                 if mode == BulkMode::Blocking {
                     Ok(Some(sys::read_all(&memfd, len)?))
                 } else {
@@ -471,14 +593,140 @@ impl Service {
         }
     }
 
+    /// Native transport: the driver writes into a buffer of this library, returned
+    /// (BLOCKING), delivered with [`Event::BulkReceiveDone`] (CALLBACK) or kept until the
+    /// driver is done and dropped (NOCALLBACK).
+    fn bulk_receive_direct(
+        &self,
+        len: usize,
+        mode: BulkMode,
+        req: BulkRequest,
+    ) -> Result<Option<Vec<u8>>> {
+        match mode {
+            BulkMode::Blocking => {
+                let mut buf = vec![0u8; len];
+                self.bulk_call(
+                    Op::QueueBulkReceive,
+                    req,
+                    None,
+                    Some(BulkPtr::of_mut(&mut buf)),
+                )?;
+                self.inner.drop_nocallback(false);
+                Ok(Some(buf))
+            }
+            BulkMode::Callback => {
+                let mut buf = vec![0u8; len].into_boxed_slice();
+                let ptr = BulkPtr::of_mut(&mut buf);
+                let payload = [req.as_bytes()];
+                let r = Request {
+                    op: Op::QueueBulkReceive,
+                    arg: 0,
+                    payload: &payload,
+                    fd: None,
+                    bulk: Some(ptr),
+                };
+                self.submit_rx_callback(&r, len, req.userdata, RxStore::Buf(buf))?;
+                Ok(None)
+            }
+            _ => {
+                let (kept, ptr) = KeptBulk::new(
+                    false,
+                    false,
+                    req.userdata,
+                    vec![0u8; len].into_boxed_slice(),
+                );
+                self.inner.lock().kept.push_back(kept);
+                match self.bulk_call(Op::QueueBulkReceive, req, None, Some(ptr)) {
+                    Ok(_) => {
+                        self.inner.trim_nocallback(false);
+                        Ok(None)
+                    }
+                    Err(e) => {
+                        self.inner
+                            .lock()
+                            .kept
+                            .retain(|b| b.buf.as_ptr() as usize != ptr.addr);
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    /// A CALLBACK receive: records where the data lands and sends the request under one
+    /// lock, so the FIFO of pending receives is in the order the driver sees them.
+    fn submit_rx_callback(
+        &self,
+        r: &Request<'_>,
+        len: usize,
+        userdata: u64,
+        store: RxStore,
+    ) -> Result<()> {
+        let (tx, rx) = channel();
+        let (id, tag) = {
+            let _order = self
+                .inner
+                .rx_order
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let id = {
+                let mut s = self.inner.lock();
+                let id = s.next_rx_id;
+                s.next_rx_id += 1;
+                s.rx_bulks.push_back(RxBulk {
+                    id,
+                    userdata,
+                    len,
+                    store,
+                });
+                id
+            };
+            if r.bulk.is_some() {
+                // Native transport: the ioctl runs right here (it blocks only while 4
+                // receives are outstanding), still under the order lock.
+                let result = self
+                    .core()
+                    .transport
+                    .call(r)
+                    .and_then(|resp| resp.check(Op::QueueBulkReceive));
+                if let Err(e) = result {
+                    self.forget_rx(id);
+                    return Err(e);
+                }
+                return Ok(());
+            }
+            match self.core().transport.submit(r, tx) {
+                Ok(tag) => (id, tag),
+                Err(e) => {
+                    self.forget_rx(id);
+                    return Err(e);
+                }
+            }
+        };
+        let result = wait_for(&rx, tag).and_then(|resp| resp.check(Op::QueueBulkReceive));
+        if let Err(e) = result {
+            self.forget_rx(id);
+            return Err(e);
+        }
+        Ok(())
+    }
+
     fn forget_rx(&self, id: u64) {
         self.inner.lock().rx_bulks.retain(|b| b.id != id);
     }
 
     /// A bulk request, resumed with WAITING if the driver reports an interrupted BLOCKING
     /// transfer (`-EINTR` with `mode = WAITING` written back, spec §3.5).
-    fn bulk_call(&self, op: Op, mut req: BulkRequest, memfd: &File) -> Result<Response> {
-        let mut fd = Some(memfd.as_fd());
+    ///
+    /// `memfd` (socket transport) or `bulk` (native transport) is the data.
+    fn bulk_call(
+        &self,
+        op: Op,
+        mut req: BulkRequest,
+        memfd: Option<&File>,
+        bulk: Option<BulkPtr>,
+    ) -> Result<Response> {
+        let mut fd = memfd.map(|f| f.as_fd());
         loop {
             let payload = [req.as_bytes()];
             let resp = self.core().transport.call(&Request {
@@ -486,6 +734,7 @@ impl Service {
                 arg: 0,
                 payload: &payload,
                 fd,
+                bulk,
             })?;
             if resp.result == -i64::from(libc::EINTR) {
                 if let Ok((back, _)) = BulkResponse::read_from_prefix(&resp.payload) {

@@ -899,3 +899,33 @@ fn last_instance_dropped_inside_a_callback() {
     assert_eq!(got, [Event::Message(b"go".to_vec()), Event::Closed]);
     join(t);
 }
+
+#[test]
+fn open_device_without_a_device_says_what_to_do() {
+    let path = std::env::temp_dir().join(format!("vchiq-no-device-{}", std::process::id()));
+    let err = Instance::open_device(&path).unwrap_err();
+    assert!(
+        matches!(err, crate::Error::DeviceNotFound { .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains(&*path.to_string_lossy()), "{text}");
+    assert!(
+        text.contains("--dev-node") && text.contains("VCHIQ_SOCKET"),
+        "{text}"
+    );
+}
+
+#[test]
+fn open_device_on_a_file_that_is_not_vchiq_is_refused_cleanly() {
+    // /dev/null takes no ioctls: GET_CONFIG fails with ENOTTY, reported as the path.
+    let err = Instance::open_device("/dev/null").unwrap_err();
+    match &err {
+        crate::Error::DeviceOpen { path, source } => {
+            assert_eq!(path, std::path::Path::new("/dev/null"));
+            assert_eq!(source.raw_os_error(), Some(libc::ENOTTY));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(err.to_string().contains("/dev/null"), "{err}");
+}

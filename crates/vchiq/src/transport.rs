@@ -39,6 +39,43 @@ pub(crate) struct Request<'a> {
     pub payload: &'a [&'a [u8]],
     /// A memfd to pass with `SCM_RIGHTS`.
     pub fd: Option<BorrowedFd<'a>>,
+    /// Bulk data in this process's memory, for transports that let the driver reach it
+    /// directly ([`Transport::direct_bulk`]); the socket transport ignores it.
+    pub bulk: Option<BulkPtr>,
+}
+
+/// Memory the driver reads (transmit) or writes (receive) for a bulk transfer on a
+/// transport with [`Transport::direct_bulk`]: an address and a length, nothing more.
+///
+/// Building one is safe; the crate-wide invariant that makes using it sound is kept by
+/// `service.rs`: the memory stays allocated, and is neither read (receive) nor written
+/// by the library, until the driver is done with the transfer (the BLOCKING ioctl has
+/// returned, the CALLBACK completion has arrived, or the bulk can no longer be
+/// outstanding). A transmit's memory is never written by the driver.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BulkPtr {
+    /// The first byte.
+    pub addr: usize,
+    /// The number of bytes.
+    pub len: usize,
+}
+
+impl BulkPtr {
+    /// The memory of `data` (for a transmit).
+    pub fn of(data: &[u8]) -> BulkPtr {
+        BulkPtr {
+            addr: data.as_ptr() as usize,
+            len: data.len(),
+        }
+    }
+
+    /// The memory of `buf` (for a receive: the driver writes it).
+    pub fn of_mut(buf: &mut [u8]) -> BulkPtr {
+        BulkPtr {
+            addr: buf.as_mut_ptr() as usize,
+            len: buf.len(),
+        }
+    }
 }
 
 impl<'a> Request<'a> {
@@ -49,6 +86,7 @@ impl<'a> Request<'a> {
             arg,
             payload: &[],
             fd: None,
+            bulk: None,
         }
     }
 
@@ -59,6 +97,7 @@ impl<'a> Request<'a> {
             arg: 0,
             payload,
             fd: None,
+            bulk: None,
         }
     }
 }
@@ -88,9 +127,16 @@ pub(crate) type Reply = (u32, Result<Response>);
 
 /// A way to issue requests to the driver.
 ///
-/// Implemented by [`SocketTransport`]; a native `/dev/vchiq` transport would implement
-/// `submit` by running the ioctl on a worker and `cancel` by interrupting it.
+/// Implemented by [`SocketTransport`] and by the native `/dev/vchiq` transport
+/// ([`crate::native::NativeTransport`]), which runs `call` as one ioctl on the calling
+/// thread, `submit` on a worker thread and `cancel` by interrupting that worker.
 pub(crate) trait Transport: Send + Sync {
+    /// Whether bulk requests carry [`Request::bulk`] (the driver reaches this process's
+    /// memory) instead of a memfd.
+    fn direct_bulk(&self) -> bool {
+        false
+    }
+
     /// Sends `req`; its response will be sent to `reply_to` with the returned tag.
     fn submit(&self, req: &Request<'_>, reply_to: Sender<Reply>) -> Result<u32>;
 
