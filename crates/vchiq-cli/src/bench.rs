@@ -91,20 +91,30 @@ fn fmt(v: f64) -> String {
 }
 
 /// A private in-process daemon for a benchmark.
-struct Private {
-    socket: PathBuf,
+pub(crate) struct Private {
+    pub(crate) socket: PathBuf,
     dir: PathBuf,
     stopper: vchiqd::Stopper,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Private {
-    fn start() -> Result<Private> {
-        let dir = std::env::temp_dir().join(format!("vchiq-bench-{}", std::process::id()));
+    /// A daemon with the default 1920x1080 display.
+    pub(crate) fn start() -> Result<Private> {
+        Private::with_display(1920, 1080)
+    }
+
+    /// A daemon with a display of the given size.
+    pub(crate) fn with_display(width: u32, height: u32) -> Result<Private> {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("vchiq-bench-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let socket = dir.join("vchiq.sock");
         let mut opts = DaemonOptions::new(socket.clone());
         opts.socket_group = None;
+        opts.vc.display_width = width;
+        opts.vc.display_height = height;
         let daemon = Daemon::start(&opts)?;
         let stopper = daemon.stopper();
         let thread = std::thread::spawn(move || {

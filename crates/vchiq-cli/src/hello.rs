@@ -489,51 +489,9 @@ fn render_alone(frames: u32, images: &[Vec<u8>; 3]) -> (f64, Vec<[u8; 4]>) {
     (fps, frame1)
 }
 
-/// A private daemon (VideoCore embedded, no display output) on a socket in a temporary
-/// directory, running on a thread of this process.
-struct PrivateDaemon {
-    socket: PathBuf,
-    dir: PathBuf,
-    stopper: vchiqd::Stopper,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl PrivateDaemon {
-    fn start() -> Result<PrivateDaemon> {
-        let dir = std::env::temp_dir().join(format!("vchiq-bench-render-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let socket = dir.join("vchiq.sock");
-        let mut opts = vchiqd::DaemonOptions::new(socket.clone());
-        opts.socket_group = None;
-        opts.vc.display_width = BENCH_WIDTH;
-        opts.vc.display_height = BENCH_HEIGHT;
-        let daemon = vchiqd::Daemon::start(&opts)?;
-        let stopper = daemon.stopper();
-        let thread = std::thread::spawn(move || {
-            let _ = daemon.run(None);
-        });
-        Ok(PrivateDaemon {
-            socket,
-            dir,
-            stopper,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for PrivateDaemon {
-    fn drop(&mut self) {
-        self.stopper.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// The hello_triangle client against a private daemon: frames per second after the warm-up.
 fn whole_stack(frames: u32) -> Result<f64> {
-    let daemon = PrivateDaemon::start()?;
+    let daemon = crate::bench::Private::with_display(BENCH_WIDTH, BENCH_HEIGHT)?;
     let opts = ClientOptions {
         socket: daemon.socket.clone(),
         frames: WARMUP + frames,

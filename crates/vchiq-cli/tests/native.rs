@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
@@ -18,70 +18,6 @@ use vchiq::{BulkMode, Event, FourCc, Handler, Instance, ServiceParams};
 /// vchiq_test.h: `MSG_ECHO`.
 const MSG_ECHO: i32 = 5;
 
-/// A daemon serving a file node on a private path (as in `devnode.rs`).
-struct NodeDaemon {
-    daemon: TestDaemon,
-    node: PathBuf,
-}
-
-impl NodeDaemon {
-    fn start() -> Option<NodeDaemon> {
-        if !Path::new("/dev/fuse").exists() {
-            eprintln!("skipped: /dev/fuse does not exist");
-            return None;
-        }
-        if !is_root() {
-            eprintln!("skipped: mounting a FUSE node here needs root");
-            return None;
-        }
-        let dir = std::env::temp_dir().join(format!(
-            "vchiq-native-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let node = dir.join("vchiq");
-        let mut daemon = TestDaemon::start(&["--dev-node", node.to_str().unwrap()]);
-        let t0 = Instant::now();
-        loop {
-            if is_mount_point(&node) {
-                break;
-            }
-            if let Some(status) = daemon.child.try_wait().unwrap() {
-                let mut err = String::new();
-                if let Some(mut e) = daemon.child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
-                eprintln!("skipped: the daemon could not serve a file node ({status}): {err}");
-                let _ = std::fs::remove_dir_all(&dir);
-                return None;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "the file node did not appear"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(NodeDaemon { daemon, node })
-    }
-}
-
-impl Drop for NodeDaemon {
-    fn drop(&mut self) {
-        // SIGTERM: the daemon unmounts its node and removes the file it created.
-        let _ = self.daemon.stop();
-        if is_mount_point(&self.node) {
-            let _ = Command::new("umount").arg("-l").arg(&self.node).status();
-        }
-        if let Some(dir) = self.node.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
@@ -89,12 +25,6 @@ fn is_root() -> bool {
         .find(|l| l.starts_with("Uid:"))
         .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
         .unwrap_or(false)
-}
-
-fn is_mount_point(path: &Path) -> bool {
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let p = path.to_string_lossy();
-    mounts.lines().any(|l| l.split(' ').nth(4) == Some(&*p))
 }
 
 fn params(fourcc: FourCc) -> ServiceParams {
@@ -143,7 +73,9 @@ fn within<T: Send + 'static>(
 
 #[test]
 fn native_echo_callback_and_queue() {
-    let Some(d) = NodeDaemon::start() else { return };
+    let Some(d) = node_daemon_as_root() else {
+        return;
+    };
     let inst = Instance::open_device(&d.node).expect("open the node");
     assert!(inst.is_device());
     assert_eq!(inst.socket_path(), d.node);
@@ -243,7 +175,9 @@ fn native_echo_callback_and_queue() {
 
 #[test]
 fn native_fun2_bulk_round_trips() {
-    let Some(d) = NodeDaemon::start() else { return };
+    let Some(d) = node_daemon_as_root() else {
+        return;
+    };
     let inst = Instance::open_device(&d.node).expect("open the node");
     let fun2 = inst
         .open_service(params(FourCc::new(b"fun2")), Handler::Queue)
@@ -327,7 +261,9 @@ fn native_open_errors_name_the_path() {
 /// touched).
 #[test]
 fn native_connect_uses_dev_vchiq_in_a_mount_namespace() {
-    let Some(d) = NodeDaemon::start() else { return };
+    let Some(d) = node_daemon_as_root() else {
+        return;
+    };
     if Path::new("/dev/vchiq").exists() {
         eprintln!("skipped: this machine already has a /dev/vchiq");
         return;
@@ -413,7 +349,9 @@ fn native_connect_child() {
 /// (same daemon); no assertion on the figures.
 #[test]
 fn native_ping_beside_socket() {
-    let Some(d) = NodeDaemon::start() else { return };
+    let Some(d) = node_daemon_as_root() else {
+        return;
+    };
     let ping = |inst: Instance| {
         let q = inst
             .open_service(params(FourCc::new(b"echo")), Handler::Queue)
@@ -432,4 +370,13 @@ fn native_ping_beside_socket() {
     let node = ping(Instance::open_device(&d.node).expect("open the node"));
     let sock = ping(Instance::connect_to(d.daemon.socket()).expect("connect the socket"));
     eprintln!("echo round trip, vchiq crate: file node {node:.1} us, socket {sock:.1} us");
+}
+
+/// Mounting a FUSE node needs root here; skip (with the reason) otherwise.
+fn node_daemon_as_root() -> Option<NodeDaemon> {
+    if !is_root() {
+        eprintln!("skipped: mounting a FUSE node here needs root");
+        return None;
+    }
+    NodeDaemon::start()
 }

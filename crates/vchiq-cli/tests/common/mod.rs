@@ -195,3 +195,69 @@ pub fn children_of(pid: u32) -> Vec<u32> {
 pub fn lines(child: &mut Child) -> BufReader<std::process::ChildStdout> {
     BufReader::new(child.stdout.take().expect("piped stdout"))
 }
+
+/// A daemon serving a file node on a private path; unmounted by the daemon on drop.
+pub struct NodeDaemon {
+    pub daemon: TestDaemon,
+    pub node: PathBuf,
+}
+
+impl NodeDaemon {
+    pub fn start() -> Option<NodeDaemon> {
+        if !Path::new("/dev/fuse").exists() {
+            eprintln!("skipped: /dev/fuse does not exist");
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "vchiq-node-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let node = dir.join("vchiq");
+        let mut daemon = TestDaemon::start(&["--dev-node", node.to_str().unwrap()]);
+        let t0 = Instant::now();
+        loop {
+            if is_mount_point(&node) {
+                break;
+            }
+            if let Some(status) = daemon.child.try_wait().unwrap() {
+                let mut err = String::new();
+                if let Some(mut e) = daemon.child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                eprintln!("skipped: the daemon could not serve a file node ({status}): {err}");
+                let _ = std::fs::remove_dir_all(&dir);
+                return None;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "the file node did not appear"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(NodeDaemon { daemon, node })
+    }
+}
+
+impl Drop for NodeDaemon {
+    fn drop(&mut self) {
+        // SIGTERM: the daemon unmounts its node and removes the file it created.
+        let _ = self.daemon.stop();
+        if is_mount_point(&self.node) {
+            let _ = Command::new("umount").arg("-l").arg(&self.node).status();
+        }
+        if let Some(dir) = self.node.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+pub fn is_mount_point(path: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let p = path.to_string_lossy();
+    mounts.lines().any(|l| l.split(' ').nth(4) == Some(&*p))
+}
