@@ -398,3 +398,43 @@ fn a_videocore_crash_is_a_contained_gpu_hang() {
     assert_eq!(code, Some(0));
     assert!(status.contains("VideoCore LOST"), "{status}");
 }
+
+#[test]
+fn a_client_that_stops_reading_does_not_stall_the_others() {
+    let d = TestDaemon::start(&[]);
+    // A floods `echo` and never takes a reply: its replies stay claimed, the VideoCore's
+    // quota for that service fills, and its further replies must wait without blocking
+    // the VideoCore for everyone else.
+    let a = connect(&d);
+    let echo = open_echo(&a);
+    let mut msg = 5u32.to_le_bytes().to_vec();
+    msg.resize(1000, 0x5a);
+    let mut payload = wire::QueueMessageRequest {
+        handle: echo,
+        count: 1,
+    }
+    .as_bytes()
+    .to_vec();
+    payload.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+    payload.extend_from_slice(&msg);
+    for tag in 100..400 {
+        assert_eq!(call(&a, tag, Op::QueueMessage, 0, &payload), Some(0));
+    }
+    // B is served normally meanwhile.
+    for _ in 0..3 {
+        healthy(&d);
+    }
+    // A's replies were kept, in order: it can still read them all.
+    let deq = wire::DequeueRequest {
+        handle: echo,
+        blocking: 1,
+        bufsize: 4096,
+        null_buf: 0,
+    };
+    for tag in 1000..1300 {
+        send(&a, req(tag, Op::DequeueMessage, 0), deq.as_bytes(), &[]).unwrap();
+        let (n, data) = response(&a, tag).expect("echo reply");
+        assert_eq!(n as usize, msg.len());
+        assert_eq!(data, msg);
+    }
+}

@@ -238,7 +238,13 @@ pub struct Firmware {
     tv: Mutex<TvService>,
     state: Mutex<State>,
     tx: Sender<(Kind, ServiceHandle, ServiceEvent)>,
+    outbox: Mutex<HashMap<ServiceHandle, std::collections::VecDeque<Vec<u8>>>>,
+    outbox_cv: std::sync::Condvar,
+    stopping: std::sync::atomic::AtomicBool,
 }
+
+/// Messages that may wait for one connection before further ones are dropped.
+const OUTBOX_LIMIT: usize = 4096;
 
 /// A running software VideoCore.
 pub struct VideoCore {
@@ -280,6 +286,9 @@ impl VideoCore {
                 khan_dropped: 0,
             }),
             tx: tx.clone(),
+            outbox: Mutex::new(HashMap::new()),
+            outbox_cv: std::sync::Condvar::new(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
         fw.log.log(format!("dispmanx: display 0 is {w}x{h}"));
         for kind in Kind::ALL {
@@ -287,6 +296,10 @@ impl VideoCore {
                 fw.add_listener(kind)?;
             }
         }
+        let flush_fw = fw.clone();
+        let flusher = std::thread::Builder::new()
+            .name("vc-outbox".into())
+            .spawn(move || flush_fw.flush_outboxes())?;
         let worker_fw = fw.clone();
         let worker = std::thread::Builder::new()
             .name("vc-services".into())
@@ -303,7 +316,7 @@ impl VideoCore {
         drop(tx);
         Ok(VideoCore {
             fw,
-            workers: vec![worker],
+            workers: vec![worker, flusher],
             connector: Some(connector),
         })
     }
@@ -333,6 +346,10 @@ impl VideoCore {
     /// Stops the workers (the link itself is shut down by its owner).
     pub fn stop(mut self) {
         self.fw.link.shutdown();
+        self.fw
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.fw.outbox_cv.notify_all();
         // Dropping the firmware's sender ends the worker once the link's handlers are gone.
         if let Some(c) = self.connector.take() {
             let _ = c.join();
@@ -386,9 +403,61 @@ impl Firmware {
         }
     }
 
+    /// Queues a message to a client without ever blocking the service worker: a client
+    /// that stops reading (its quota is full) must not stall the VideoCore for the others.
+    /// Messages that do not fit now wait in that connection's outbox, in order, and the
+    /// flusher sends them as the client releases its messages.
     fn send(&self, h: ServiceHandle, data: &[u8]) {
-        if let Err(e) = self.link.queue_message(h, &[data], true) {
-            tracing::debug!("VideoCore reply on {h:?} dropped: {e}");
+        let mut ob = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(q) = ob.get_mut(&h) {
+            if q.len() >= OUTBOX_LIMIT {
+                drop(ob);
+                self.log
+                    .log(format!("vchiq: client not reading {h:?}: message dropped"));
+                return;
+            }
+            q.push_back(data.to_vec());
+            return;
+        }
+        match self.link.queue_message(h, &[data], false) {
+            Ok(()) => {}
+            Err(vchiq_link::Error::WouldBlock) => {
+                ob.entry(h).or_default().push_back(data.to_vec());
+                self.outbox_cv.notify_one();
+            }
+            Err(e) => tracing::debug!("VideoCore reply on {h:?} dropped: {e}"),
+        }
+    }
+
+    /// Sends what waits in the outboxes, until the firmware stops.
+    fn flush_outboxes(&self) {
+        let mut ob = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        while !self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+            ob.retain(|h, q| {
+                while let Some(m) = q.front() {
+                    match self.link.queue_message(*h, &[m], false) {
+                        Ok(()) => {
+                            q.pop_front();
+                        }
+                        Err(vchiq_link::Error::WouldBlock) => return true,
+                        // The service is gone: nothing more can be delivered.
+                        Err(_) => return false,
+                    }
+                }
+                false
+            });
+            // A short poll while something waits (slots come back as the client reads);
+            // otherwise sleep until `send` queues something.
+            let wait = if ob.is_empty() {
+                std::time::Duration::from_secs(1)
+            } else {
+                std::time::Duration::from_millis(1)
+            };
+            ob = self
+                .outbox_cv
+                .wait_timeout(ob, wait)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 
