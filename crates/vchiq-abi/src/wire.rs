@@ -40,6 +40,10 @@ pub const MAX_FRAME: usize = 160 * 1024;
 /// The largest text (the status dump) returned in one frame.
 pub const MAX_TEXT: usize = MAX_FRAME - 64;
 
+/// The largest bulk one request may move, and the most bulk bytes one instance may have
+/// outstanding: the daemon's bulk arena in shared memory is common to every client.
+pub const MAX_BULK: u32 = 8 << 20;
+
 /// `msg_size` of a [`CompletionRecord`] that carries no message.
 pub const NO_MESSAGE: u32 = u32::MAX;
 

@@ -63,6 +63,11 @@ fn call(sock: &OwnedFd, tag: u32, op: Op, arg: u64, payload: &[u8]) -> Option<i6
 
 /// HELLO, LIB_VERSION, CONNECT and an open `echo` service; returns its handle.
 fn open_echo(sock: &OwnedFd) -> u32 {
+    open_vchi(sock, vchiq_abi::fourcc::FourCc::ECHO, 3)
+}
+
+/// HELLO, LIB_VERSION, CONNECT and an open VCHI-style service; returns its handle.
+fn open_vchi(sock: &OwnedFd, fourcc: vchiq_abi::fourcc::FourCc, version: i16) -> u32 {
     let hello = wire::HelloRequest {
         version: wire::PROTOCOL_VERSION,
         flags: 0,
@@ -71,9 +76,9 @@ fn open_echo(sock: &OwnedFd) -> u32 {
     assert_eq!(call(sock, 2, Op::LibVersion, 8, &[]), Some(0));
     assert_eq!(call(sock, 3, Op::Connect, 0, &[]), Some(0));
     let create = wire::CreateServiceRequest {
-        fourcc: vchiq_abi::fourcc::FourCc::ECHO.as_u32(),
-        version: 3,
-        version_min: 3,
+        fourcc: fourcc.as_u32(),
+        version,
+        version_min: version,
         is_open: 1,
         is_vchi: 1,
         userdata: 7,
@@ -227,6 +232,43 @@ fn bad_handles_and_bad_bulk_buffers_get_errors() {
     )
     .unwrap();
     assert_eq!(response(&a, 42).map(|r| r.0), Some(EINVAL));
+    // One instance cannot take more than its share of the bulk arena: receives that the
+    // VideoCore never answers (echo does not transmit) stay outstanding; past 8 MiB, ENOMEM.
+    let big = |size: u32| wire::BulkRequest {
+        handle: ha,
+        size,
+        userdata: 2,
+        mode: 2,
+        thread: 1,
+    };
+    let four_mib = sys::sealed_memfd(&[], 4 << 20, libc::F_SEAL_SHRINK).unwrap();
+    for (tag, expect) in [(50, 0), (51, 0), (52, -(libc::ENOMEM as i64))] {
+        send(
+            &a,
+            req(tag, Op::QueueBulkReceive, 0),
+            big(4 << 20).as_bytes(),
+            &[&four_mib],
+        )
+        .unwrap();
+        assert_eq!(
+            response(&a, tag).map(|r| r.0),
+            Some(expect),
+            "receive {tag}"
+        );
+    }
+    let nine_mib = sys::sealed_memfd(&[], 9 << 20, libc::F_SEAL_SHRINK).unwrap();
+    send(
+        &b,
+        req(53, Op::QueueBulkReceive, 0),
+        big(9 << 20).as_bytes(),
+        &[&nine_mib],
+    )
+    .unwrap();
+    assert_eq!(
+        response(&a, 53).map(|r| r.0),
+        Some(EINVAL),
+        "a bulk over 8 MiB"
+    );
     // Too many elements.
     let mut payload = wire::QueueMessageRequest {
         handle: ha,
@@ -437,4 +479,30 @@ fn a_client_that_stops_reading_does_not_stall_the_others() {
         assert_eq!(n as usize, msg.len());
         assert_eq!(data, msg);
     }
+}
+
+#[test]
+fn a_client_that_never_sends_its_bulks_does_not_stall_the_others() {
+    let d = TestDaemon::start(&[]);
+    // Six dispmanx BulkWrite commands (27 | NO_REPLY) announce bulks that never come: the
+    // VideoCore must refuse the ones over the per-service limit, not wait for room.
+    let a = connect(&d);
+    let disp = open_vchi(&a, vchiq_abi::fourcc::FourCc::DISP, 1);
+    for tag in 100..106u32 {
+        let words = [0x8000_001bu32, 0x10, 0, 4096, 0];
+        let body: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let mut payload = wire::QueueMessageRequest {
+            handle: disp,
+            count: 1,
+        }
+        .as_bytes()
+        .to_vec();
+        payload.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        payload.extend_from_slice(&body);
+        assert_eq!(call(&a, tag, Op::QueueMessage, 0, &payload), Some(0));
+    }
+    healthy(&d);
+    let (code, out, _) = d.run(&["log"], Duration::from_secs(20));
+    assert_eq!(code, Some(0));
+    assert!(out.contains("bulk write refused"), "{out}");
 }

@@ -23,7 +23,7 @@ use crate::sys;
 /// The layout of this process (the shim is built for it).
 const LAYOUT: Layout = Layout::NATIVE;
 /// The largest bulk the daemon accepts from a socket client.
-const MAX_BULK: u32 = 16 << 20;
+const MAX_BULK: u32 = vchiq_abi::wire::MAX_BULK;
 
 /// An ioctl's outcome: the return value, or an errno.
 pub type IoResult = Result<i64, i32>;

@@ -140,6 +140,9 @@ pub struct AwaitOut {
     pub msgbufcount: u32,
 }
 
+/// The most bulk bytes one instance may have outstanding (queued and not yet done).
+pub const MAX_INSTANCE_BULK_BYTES: usize = vchiq_abi::wire::MAX_BULK as usize;
+
 /// Why an interrupted BLOCKING bulk failed: the front end writes WAITING back.
 pub const BULK_INTERRUPTED: Errno = Errno(libc::EINTR);
 
@@ -205,6 +208,7 @@ enum Dir {
 
 struct BulkState {
     handle: u32,
+    size: usize,
     dir: Dir,
     mode: BulkMode,
     userdata: u64,
@@ -971,10 +975,28 @@ impl Driver {
                 s.link.ok_or(DriverError::Errno(Errno(libc::EIO)))?
             };
             let id = self.next_bulk.fetch_add(1, Ordering::Relaxed);
-            inst.lock().bulks.insert(
+            let bytes = if dir == Dir::Transmit {
+                data.len()
+            } else {
+                size as usize
+            };
+            let mut g = inst.lock();
+            // The bulk arena in shared memory is common to every client: one client's
+            // outstanding bulks may not take more than its share of it.
+            let outstanding: usize = g
+                .bulks
+                .values()
+                .filter(|b| b.done.is_none())
+                .map(|b| b.size)
+                .sum();
+            if outstanding + bytes > MAX_INSTANCE_BULK_BYTES {
+                return err(libc::ENOMEM);
+            }
+            g.bulks.insert(
                 id,
                 BulkState {
                     handle,
+                    size: bytes,
                     dir,
                     mode,
                     userdata,
@@ -982,6 +1004,7 @@ impl Driver {
                     done: None,
                 },
             );
+            drop(g);
             let r = match dir {
                 Dir::Transmit => self.link.queue_bulk_transmit(link, data, id),
                 Dir::Receive => self.link.queue_bulk_receive(link, size, id),

@@ -25,7 +25,7 @@ use crate::sys;
 use crate::waiters::Waiters;
 
 /// The largest bulk a socket client may move in one request (the link's arena is shared).
-pub const MAX_BULK: u32 = 16 << 20;
+pub const MAX_BULK: u32 = vchiq_abi::wire::MAX_BULK;
 
 /// One client connection.
 pub struct Connection {

@@ -429,6 +429,45 @@ impl Firmware {
         }
     }
 
+    /// Queues a bulk receive unless the service already has the most outstanding: a client
+    /// that never sends its side of a bulk must not stall the firmware (the link would
+    /// wait for a free entry), so the request is refused instead.
+    pub(crate) fn bulk_receive(
+        &self,
+        h: ServiceHandle,
+        size: u32,
+        userdata: u64,
+    ) -> Result<(), vchiq_link::Error> {
+        self.bulk_room(h, false)?;
+        self.link.queue_bulk_receive(h, size, userdata)
+    }
+
+    /// Queues a bulk transmit unless the service already has the most outstanding (see
+    /// [`Firmware::bulk_receive`]).
+    pub(crate) fn bulk_transmit(
+        &self,
+        h: ServiceHandle,
+        data: Vec<u8>,
+        userdata: u64,
+    ) -> Result<(), vchiq_link::Error> {
+        self.bulk_room(h, true)?;
+        self.link.queue_bulk_transmit(h, data, userdata)
+    }
+
+    fn bulk_room(&self, h: ServiceHandle, transmit: bool) -> Result<(), vchiq_link::Error> {
+        let pending = self.link.service_info(h).map_or(0, |i| {
+            if transmit {
+                i.bulk_tx_pending
+            } else {
+                i.bulk_rx_pending
+            }
+        });
+        if pending >= vchiq_abi::defs::NUM_SERVICE_BULKS {
+            return Err(vchiq_link::Error::WouldBlock);
+        }
+        Ok(())
+    }
+
     /// Sends what waits in the outboxes, until the firmware stops.
     fn flush_outboxes(&self) {
         let mut ob = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
@@ -665,12 +704,12 @@ impl Firmware {
         if let Some((len, target)) = out.bulk_in {
             let token = u64::from(h.0) << 32 | u64::from(len);
             self.lock().disp_pending_bulk.insert(token, target);
-            if let Err(e) = self.link.queue_bulk_receive(h, len, token) {
+            if let Err(e) = self.bulk_receive(h, len, token) {
                 self.log.log(format!("dispmanx: bulk write refused: {e}"));
             }
         }
         if let Some(d) = out.bulk_out {
-            if let Err(e) = self.link.queue_bulk_transmit(h, d, 0) {
+            if let Err(e) = self.bulk_transmit(h, d, 0) {
                 self.log.log(format!("dispmanx: bulk read refused: {e}"));
             }
         }
@@ -779,7 +818,7 @@ impl Firmware {
                 match png {
                     Some(png) => {
                         self.send(h, &(png.len() as u32).to_le_bytes());
-                        if let Err(e) = self.link.queue_bulk_transmit(h, png, 0) {
+                        if let Err(e) = self.bulk_transmit(h, png, 0) {
                             self.log.log(format!("vcdb: snapshot transfer failed: {e}"));
                         }
                     }
@@ -836,7 +875,7 @@ impl KhrnHost for Host<'_> {
 
     fn bulk_to_client(&mut self, channel: Channel, data: Vec<u8>) {
         if let Some(h) = self.service(channel) {
-            if let Err(e) = self.fw.link.queue_bulk_transmit(h, data, 0) {
+            if let Err(e) = self.fw.bulk_transmit(h, data, 0) {
                 self.fw.log.log(format!(
                     "khrn: bulk to client {} failed: {e}",
                     self.client_id
@@ -847,7 +886,7 @@ impl KhrnHost for Host<'_> {
 
     fn expect_bulk_from_client(&mut self, channel: Channel, len: u32) {
         if let Some(h) = self.service(channel) {
-            if let Err(e) = self.fw.link.queue_bulk_receive(h, len, u64::from(len)) {
+            if let Err(e) = self.fw.bulk_receive(h, len, u64::from(len)) {
                 self.fw.log.log(format!(
                     "khrn: bulk from client {} failed: {e}",
                     self.client_id

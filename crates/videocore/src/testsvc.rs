@@ -67,7 +67,7 @@ pub fn echo_message(fw: &Firmware, h: ServiceHandle, data: &[u8]) {
                 // A zero-length receive would pair FIFO with the client's next real
                 // transmit and abort it (the ping test sends blocksize 0 to set quotas).
                 if blocksize > 0 {
-                    if let Err(e) = fw.link().queue_bulk_receive(h, blocksize as u32, 0) {
+                    if let Err(e) = fw.bulk_receive(h, blocksize as u32, 0) {
                         fw.vclog().log(format!("echo: bulk receive failed: {e}"));
                     }
                 }
@@ -95,7 +95,7 @@ fn echo_next_receive(fw: &Firmware, h: ServiceHandle) {
         (s.count != s.iters && s.bulk_size > 0).then_some((s.bulk_size, s.count))
     });
     if let Some(Some((size, count))) = next {
-        if let Err(e) = fw.link().queue_bulk_receive(h, size, count as u64) {
+        if let Err(e) = fw.bulk_receive(h, size, count as u64) {
             fw.vclog().log(format!("echo: bulk receive failed: {e}"));
         }
     }
@@ -114,7 +114,7 @@ pub fn echo_bulk_done(fw: &Firmware, h: ServiceHandle, userdata: u64, data: Opti
                 s.echo
             });
             if echo == Some(true) {
-                if let Err(e) = fw.link().queue_bulk_transmit(h, d, userdata) {
+                if let Err(e) = fw.bulk_transmit(h, d, userdata) {
                     fw.vclog().log(format!("echo: bulk transmit failed: {e}"));
                 }
             } else {
@@ -140,23 +140,22 @@ const FUNC_RX_FINAL: u64 = 4;
 /// 1024-byte receive is queued.
 pub fn func_message(fw: &Firmware, h: ServiceHandle, data: &[u8]) {
     fw.reply(h, data);
-    if let Err(e) = fw.link().queue_bulk_receive(h, 1024, FUNC_RX_1024) {
+    if let Err(e) = fw.bulk_receive(h, 1024, FUNC_RX_1024) {
         fw.vclog().log(format!("func: bulk receive failed: {e}"));
     }
 }
 
 /// A bulk on `func` finished.
 pub fn func_bulk_done(fw: &Firmware, h: ServiceHandle, userdata: u64, data: Option<Vec<u8>>) {
-    let link = fw.link();
     let r = match userdata {
         FUNC_RX_1024 => {
             let d = data.unwrap_or_default();
             fw.with_func(h, |s| s.received = d.clone());
             // Deliberately 1024 against the client's 2048-byte receive: both abort.
-            link.queue_bulk_transmit(h, d, FUNC_TX_1024)
+            fw.bulk_transmit(h, d, FUNC_TX_1024)
         }
         FUNC_TX_2048 => {
-            let r = link.queue_bulk_receive(h, 1024, FUNC_RX_FINAL);
+            let r = fw.bulk_receive(h, 1024, FUNC_RX_FINAL);
             fw.reply(h, &[]);
             r
         }
@@ -174,7 +173,7 @@ pub fn func_bulk_aborted(fw: &Firmware, h: ServiceHandle, userdata: u64, transmi
         let mut twice = d.clone();
         twice.extend_from_slice(&d);
         twice.resize(2048, 0);
-        if let Err(e) = fw.link().queue_bulk_transmit(h, twice, FUNC_TX_2048) {
+        if let Err(e) = fw.bulk_transmit(h, twice, FUNC_TX_2048) {
             fw.vclog().log(format!("func: bulk transmit failed: {e}"));
         }
     }
@@ -195,7 +194,7 @@ pub fn fun2_message(fw: &Firmware, h: ServiceHandle, data: &[u8]) {
         ));
         return;
     }
-    if let Err(e) = fw.link().queue_bulk_receive(h, len as u32, len as u64) {
+    if let Err(e) = fw.bulk_receive(h, len as u32, len as u64) {
         fw.vclog().log(format!("fun2: bulk receive failed: {e}"));
     }
 }
@@ -203,7 +202,7 @@ pub fn fun2_message(fw: &Firmware, h: ServiceHandle, data: &[u8]) {
 /// A bulk on `fun2` finished: transmit what was received.
 pub fn fun2_bulk_done(fw: &Firmware, h: ServiceHandle, userdata: u64, data: Option<Vec<u8>>) {
     if let Some(d) = data {
-        if let Err(e) = fw.link().queue_bulk_transmit(h, d, userdata) {
+        if let Err(e) = fw.bulk_transmit(h, d, userdata) {
             fw.vclog().log(format!("fun2: bulk transmit failed: {e}"));
         }
     }
