@@ -258,7 +258,7 @@ fn bad_handles_and_bad_bulk_buffers_get_errors() {
     }
     let nine_mib = sys::sealed_memfd(&[], 9 << 20, libc::F_SEAL_SHRINK).unwrap();
     send(
-        &b,
+        &a,
         req(53, Op::QueueBulkReceive, 0),
         big(9 << 20).as_bytes(),
         &[&nine_mib],
