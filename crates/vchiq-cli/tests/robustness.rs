@@ -94,6 +94,40 @@ fn healthy(d: &TestDaemon) {
     assert!(out.starts_with("temp="), "{out}");
 }
 
+/// Starts `vchiq probe-bulk` (4 MiB fun2 round trips in a loop) and waits until it is
+/// transferring; returns the process and its client id.
+fn start_probe_bulk(d: &TestDaemon) -> (std::process::Child, u32) {
+    let mut probe = d
+        .cmd(&["probe-bulk"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = lines(&mut probe);
+    let keys = read_keys(&mut out, 1);
+    let id: u32 = keys["client_id"].parse().unwrap();
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    (probe, id)
+}
+
+/// Waits for a child to exit, failing the test if it takes longer than `limit`.
+fn wait_exit(
+    child: &mut std::process::Child,
+    limit: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(t0.elapsed() < limit, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 const EINVAL: i64 = -(libc::EINVAL as i64);
 
 #[test]
@@ -298,18 +332,7 @@ fn bad_handles_and_bad_bulk_buffers_get_errors() {
 #[test]
 fn a_client_killed_mid_bulk_leaves_no_service_open() {
     let d = TestDaemon::start(&[]);
-    let mut probe = d
-        .cmd(&["probe-bulk"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = lines(&mut probe);
-    let keys = read_keys(&mut out, 1);
-    let victim: u32 = keys["client_id"].parse().unwrap();
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
+    let (mut probe, victim) = start_probe_bulk(&d);
     std::thread::sleep(Duration::from_millis(300)); // in the middle of 4 MiB bulks
     probe.kill().unwrap();
     probe.wait().unwrap();
@@ -336,17 +359,7 @@ fn a_client_killed_mid_bulk_leaves_no_service_open() {
     );
     // Others go on, including a new bulk user.
     healthy(&d);
-    let mut again = d
-        .cmd(&["probe-bulk"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = lines(&mut again);
-    let _ = read_keys(&mut out, 1);
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
+    let (mut again, _) = start_probe_bulk(&d);
     again.kill().unwrap();
     again.wait().unwrap();
 }
@@ -354,26 +367,13 @@ fn a_client_killed_mid_bulk_leaves_no_service_open() {
 #[test]
 fn stopping_the_daemon_gives_clients_a_clear_error() {
     let mut d = TestDaemon::start(&[]);
-    let mut probe = d
-        .cmd(&["probe-bulk"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = lines(&mut probe);
-    let _ = read_keys(&mut out, 1);
+    let (mut probe, _) = start_probe_bulk(&d);
     assert_eq!(d.stop(), Some(0), "vchiqd must exit cleanly on SIGTERM");
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = probe.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "a client hung after the daemon stopped"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(
+        &mut probe,
+        Duration::from_secs(10),
+        "a client hung after the daemon stopped",
+    );
     assert!(!status.success());
     let err = std::io::read_to_string(probe.stderr.take().unwrap()).unwrap();
     assert!(
@@ -403,33 +403,17 @@ fn a_videocore_crash_is_a_contained_gpu_hang() {
     let (code, out, err) = d.run(&["gencmd", "measure_temp"], Duration::from_secs(20));
     assert_eq!(code, Some(0), "{out} {err}");
     // A client in the middle of bulk transfers when the VideoCore dies.
-    let mut probe = d
-        .cmd(&["probe-bulk"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = lines(&mut probe);
-    let _ = read_keys(&mut out, 1);
-    let mut ready = String::new();
-    out.read_line(&mut ready).unwrap();
-    assert_eq!(ready.trim(), "ready");
+    let (mut probe, _) = start_probe_bulk(&d);
     // Kill the VideoCore process (the daemon's child).
     let kids = children_of(d.child.id());
     assert_eq!(kids.len(), 1, "one VideoCore child expected: {kids:?}");
     unsafe_free_kill(kids[0], 9);
     // The connected client gets an error, not a hang.
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = probe.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "a connected client hung after a VideoCore crash"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(
+        &mut probe,
+        Duration::from_secs(10),
+        "a connected client hung after a VideoCore crash",
+    );
     assert!(!status.success());
     // The daemon is still there and answers, with an error.
     let (code, _, err) = d.run(&["gencmd", "measure_temp"], Duration::from_secs(20));
