@@ -237,6 +237,9 @@ pub struct Instance {
     pub identity: ClientIdentity,
     st: Mutex<InstState>,
     cv: Condvar,
+    /// Called after every change a parked request may be waiting for (see
+    /// [`Instance::set_waker`]).
+    waker: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Instance {
@@ -247,6 +250,24 @@ impl Instance {
     /// The client id the driver attests for this instance.
     pub fn client_id(&self) -> u32 {
         self.identity.client_id
+    }
+
+    /// Sets the function called after every change of this instance's state that a
+    /// waiting request may be waiting for (a completion queued, a message to dequeue, a
+    /// service opened or closed, a bulk done, the instance closing). A front end that
+    /// parks requests instead of blocking threads on them retries them from it. It runs
+    /// on the thread that made the change (often the link's handler), with no lock of the
+    /// driver held, and must not block. Only the first call takes effect.
+    pub fn set_waker(&self, waker: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.waker.set(waker);
+    }
+
+    /// Wakes the threads blocked on this instance and calls the waker.
+    fn notify(&self) {
+        self.cv.notify_all();
+        if let Some(w) = self.waker.get() {
+            w();
+        }
     }
 
     fn wait<'a>(&self, g: MutexGuard<'a, InstState>) -> MutexGuard<'a, InstState> {
@@ -336,7 +357,7 @@ impl Instance {
             }
         }
         drop(g);
-        self.cv.notify_all();
+        self.notify();
     }
 
     fn bulk_done(&self, st: &mut InstState, id: u64, ok: bool, _unused: Option<()>) {
@@ -478,7 +499,7 @@ impl Driver {
             }
             g.closing = true;
             drop(g);
-            inst.cv.notify_all();
+            inst.notify();
         }
     }
 
@@ -509,6 +530,7 @@ impl Driver {
             identity,
             st: Mutex::new(InstState::default()),
             cv: Condvar::new(),
+            waker: std::sync::OnceLock::new(),
         });
         self.lock().instances.insert(id, inst.clone());
         self.stats.instances_created.fetch_add(1, Ordering::Relaxed);
@@ -530,7 +552,7 @@ impl Driver {
             g.services.clear();
             links
         };
-        inst.cv.notify_all();
+        inst.notify();
         for l in links {
             if let Err(e) = self.link.remove_service(l) {
                 tracing::debug!("release: remove_service({l:?}): {e}");
@@ -549,7 +571,7 @@ impl Driver {
     /// Wakes every waiter of an instance after a token was cancelled.
     pub fn cancel(&self, inst: &Instance, token: &CancelToken) {
         token.set();
-        inst.cv.notify_all();
+        inst.notify();
     }
 
     /// CONNECT.
@@ -605,7 +627,7 @@ impl Driver {
             let _ = self.remove_service(inst, h, Blocking::No);
         }
         inst.lock().closing = true;
-        inst.cv.notify_all();
+        inst.notify();
         Ok(())
     }
 
@@ -782,7 +804,7 @@ impl Driver {
         if is_server {
             self.forget_server(inst, fourcc);
         }
-        inst.cv.notify_all();
+        inst.notify();
         Ok(())
     }
 
@@ -1120,7 +1142,7 @@ impl Driver {
             });
         }
         drop(g);
-        inst.cv.notify_all();
+        inst.notify();
         Ok(out)
     }
 
@@ -1175,6 +1197,20 @@ impl Driver {
             }
         }
         result
+    }
+
+    /// Marks a DEQUEUE_MESSAGE on `handle` as waiting (or no longer), for a front end that
+    /// parks the request instead of blocking a thread in [`Driver::dequeue_message`]:
+    /// while a dequeue waits, a new message raises no MESSAGE_AVAILABLE completion, as in
+    /// the Linux driver.
+    pub fn set_dequeue_waiting(&self, inst: &Instance, handle: u32, waiting: bool) {
+        if let Some(s) = inst.lock().services.get_mut(&handle) {
+            if waiting {
+                s.dequeue_waiters += 1;
+            } else {
+                s.dequeue_waiters = s.dequeue_waiters.saturating_sub(1);
+            }
+        }
     }
 
     /// GET_CLIENT_ID: the service's client id, 0 for an unknown handle.
@@ -1276,7 +1312,7 @@ impl Driver {
             Some(s) if s.close_pending => {
                 s.close_pending = false;
                 drop(g);
-                inst.cv.notify_all();
+                inst.notify();
                 Ok(())
             }
             _ => err(libc::EINVAL),

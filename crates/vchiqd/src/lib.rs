@@ -6,7 +6,7 @@
 //! machine:
 //!
 //! ```text
-//!  clients ──Unix socket──▶ server (one thread per connection)
+//!  clients ──Unix socket──▶ server (one epoll loop over every connection)
 //!                              │  decoded requests
 //!                              ▼
 //!                           driver (instances, services, completions, bulk, identity)
@@ -43,8 +43,6 @@ use std::thread::JoinHandle;
 pub use driver::Driver;
 pub use link::{VideoCoreMode, VideoCoreRunner};
 pub use videocore::VideoCoreOptions;
-
-use crate::identity::{ClientIdentity, IdentityError};
 
 /// How the daemon is configured.
 #[derive(Clone, Debug)]
@@ -229,85 +227,15 @@ impl Daemon {
     /// Serves clients until `signals` (a signalfd) or the stopper fires; then closes every
     /// instance and stops the VideoCore.
     pub fn run(mut self, signals: Option<OwnedFd>) -> Result<(), DaemonError> {
-        let mut clients: Vec<(
-            Arc<std::sync::atomic::AtomicBool>,
-            JoinHandle<()>,
-            Arc<OwnedFd>,
-        )> = Vec::new();
-        loop {
-            let mut fds = vec![self.listener.as_fd(), self.stop.as_fd()];
-            if let Some(s) = &signals {
-                fds.push(s.as_fd());
-            }
-            let ready = sys::poll_readable(&fds, 1000)?;
-            if ready.iter().any(|&i| i >= 1) {
-                break;
-            }
-            clients.retain(|(done, _, _)| !done.load(std::sync::atomic::Ordering::Acquire));
-            if !ready.contains(&0) {
-                continue;
-            }
-            let accepted_at = identity::now_ticks();
-            let sock = match sys::accept(self.listener.as_fd()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!("accept: {e}");
-                    continue;
-                }
-            };
-            if clients.len() >= self.max_clients {
-                tracing::warn!(
-                    "client limit ({}) reached: refusing a connection",
-                    self.max_clients
-                );
-                continue;
-            }
-            let identity = match ClientIdentity::of_peer(sock.as_fd(), accepted_at) {
-                Ok(id) => id,
-                Err(
-                    e @ (IdentityError::InvisiblePeer
-                    | IdentityError::PeerGone(_)
-                    | IdentityError::Sys(_)),
-                ) => {
-                    tracing::warn!("refusing a client: {e}");
-                    continue;
-                }
-            };
-            let inst = match self.driver.open_instance(identity) {
-                Ok(i) => i,
-                Err(e) => {
-                    tracing::warn!("refusing a client: cannot open an instance: {e:?}");
-                    continue;
-                }
-            };
-            let driver = self.driver.clone();
-            let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let done2 = done.clone();
-            let sock = Arc::new(sock);
-            let sock2 = sock.clone();
-            let handle = std::thread::Builder::new()
-                .name(format!("vchiqd-client-{}", inst.client_id()))
-                .stack_size(256 * 1024)
-                .spawn(move || {
-                    let sock = Arc::try_unwrap(sock2).unwrap_or_else(|a| {
-                        // The accept loop keeps a clone only to shut the socket down; duplicate
-                        // the descriptor for the connection.
-                        a.try_clone().expect("dup of a client socket")
-                    });
-                    server::Connection::serve(driver, inst, sock);
-                    done2.store(true, std::sync::atomic::Ordering::Release);
-                })?;
-            clients.push((done, handle, sock));
-        }
-        tracing::info!("vchiqd stopping: closing {} client(s)", clients.len());
-        for (_, _, sock) in &clients {
-            sys::shutdown_socket(sock.as_fd());
-        }
-        for (_, handle, _) in clients {
-            let _ = handle.join();
-        }
+        raise_fd_limit();
+        let mut event_loop = server::EventLoop::new(self.driver.clone(), self.max_clients)?;
+        let r = event_loop.run(
+            self.listener.as_fd(),
+            self.stop.as_fd(),
+            signals.as_ref().map(|s| s.as_fd()),
+        );
         self.shutdown_videocore();
-        Ok(())
+        Ok(r?)
     }
 
     fn shutdown_videocore(&mut self) {
@@ -369,6 +297,22 @@ fn connect_seqpacket_probe(path: &Path) -> bool {
         std::os::unix::net::UnixStream::connect(path),
         Err(e) if e.raw_os_error() == Some(libc::EPROTOTYPE)
     )
+}
+
+/// Raises the soft limit on open descriptors to the hard one: every client holds a socket
+/// and a pidfd, and 1,024 would cap the daemon at about 500 clients.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        let raised = rustix::process::Rlimit {
+            current: lim.maximum,
+            maximum: lim.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!("cannot raise the descriptor limit: {e}");
+        }
+    }
 }
 
 /// Stops a running [`Daemon::run`].

@@ -1,12 +1,20 @@
 //! The daemon's system calls: peer credentials, pidfds, `SCM_RIGHTS`, memfds and signals.
 //!
 //! This is the only module of the crate with `unsafe`: each block is a single libc call
-//! whose arguments are checked above it. Everything here returns `io::Result`.
+//! whose arguments are checked above it, for the calls that rustix has no safe wrapper
+//! for; the socket I/O of the data path is on rustix. Everything here returns
+//! `io::Result`.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
 use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags,
+};
 
 /// `SO_PEERPIDFD` (Linux >= 6.5): a pidfd for the process that connected.
 const SO_PEERPIDFD: libc::c_int = 77;
@@ -106,49 +114,41 @@ pub fn pidfd_alive(pidfd: BorrowedFd<'_>) -> bool {
     r == 0
 }
 
-/// Sends one packet with optional file descriptors.
+/// Sends one packet with optional file descriptors (blocking).
 pub fn send_with_fds(
     sock: BorrowedFd<'_>,
     parts: &[IoSlice<'_>],
     fds: &[BorrowedFd<'_>],
 ) -> io::Result<usize> {
-    let fd_bytes = std::mem::size_of_val(fds);
-    let space = if fds.is_empty() {
-        0
-    } else {
-        // SAFETY: CMSG_SPACE is a pure computation.
-        (unsafe { libc::CMSG_SPACE(fd_bytes as u32) }) as usize
-    };
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
-    // SAFETY: zero is a valid msghdr.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = parts.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = parts.len();
-    if !fds.is_empty() {
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space;
-        // SAFETY: msg_control points to `space` writable bytes, enough for one cmsg
-        // carrying `fds.len()` descriptors (CMSG_SPACE above).
-        unsafe {
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(fd_bytes as u32) as usize;
-            let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-            for (i, fd) in fds.iter().enumerate() {
-                data.add(i).write_unaligned(fd.as_raw_fd());
-            }
-        }
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::other("too many descriptors for one packet"));
     }
     loop {
-        // SAFETY: `msg` points at live iovecs and control buffer for the call's duration.
-        let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-        if n >= 0 {
-            return Ok(n as usize);
+        match rustix::net::sendmsg(sock, parts, &mut control, SendFlags::NOSIGNAL) {
+            Ok(n) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+    }
+}
+
+/// Sends one packet without waiting: `Ok(false)` when the socket's buffer is full (a
+/// `SOCK_SEQPACKET` send is all or nothing, so nothing was sent).
+pub fn try_send_packet(sock: BorrowedFd<'_>, parts: &[IoSlice<'_>]) -> io::Result<bool> {
+    let mut control = SendAncillaryBuffer::default();
+    loop {
+        match rustix::net::sendmsg(
+            sock,
+            parts,
+            &mut control,
+            SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+        ) {
+            Ok(_) => return Ok(true),
+            Err(rustix::io::Errno::AGAIN) => return Ok(false),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -156,52 +156,54 @@ pub fn send_with_fds(
 /// Receives one packet and up to 4 file descriptors (close-on-exec). Returns the byte
 /// count (0 = peer closed) and the descriptors. A truncated packet is an error.
 pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
-    const MAX_FDS: usize = 4;
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE((MAX_FDS * size_of::<RawFd>()) as u32) } as usize;
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
-    let mut iov = [IoSliceMut::new(buf)];
-    // SAFETY: zero is a valid msghdr.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov.as_mut_ptr().cast();
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space;
-    let n = loop {
-        // SAFETY: `msg` points at a live buffer and control area for the call's duration.
-        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n >= 0 {
-            break n as usize;
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+    recv_packet(sock, buf, RecvFlags::empty())?.ok_or_else(|| io::ErrorKind::WouldBlock.into())
+}
+
+/// As [`recv_with_fds`], without waiting: `Ok(None)` when nothing is queued.
+pub fn try_recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<Option<(usize, Vec<OwnedFd>)>> {
+    recv_packet(sock, buf, RecvFlags::DONTWAIT)
+}
+
+fn recv_packet(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    flags: RecvFlags,
+) -> io::Result<Option<(usize, Vec<OwnedFd>)>> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let msg = loop {
+        let mut iov = [IoSliceMut::new(buf)];
+        match rustix::net::recvmsg(
+            sock,
+            &mut iov,
+            &mut control,
+            flags | RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Ok(m) => break m,
+            Err(rustix::io::Errno::AGAIN) => return Ok(None),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
     };
     let mut fds = Vec::new();
-    // SAFETY: walking the control messages the kernel wrote into `cbuf`, bounded by
-    // msg_controllen; each SCM_RIGHTS payload holds `(len - CMSG_LEN(0)) / 4` descriptors
-    // that are now ours.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let payload = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-                for i in 0..payload / size_of::<RawFd>() {
-                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+    for m in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(rights) = m {
+            fds.extend(rights);
         }
     }
-    if msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
+    if msg
+        .flags
+        .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC)
+    {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "packet or control data truncated",
         ));
     }
-    Ok((n, fds))
+    Ok(Some((msg.bytes, fds)))
 }
 
 /// Creates a memfd of `size` bytes, sealable.

@@ -1,9 +1,11 @@
 //! The firmware: the service registry that ties the link to the service engines.
 //!
 //! The VideoCore is the *master* side of the link. At start it registers listeners for
-//! every service it offers and connects; each service kind runs on a worker thread of its
-//! own that takes the link's events in order ([`ServiceEvent`]s are handed over through a
-//! channel, so the link's handler thread never waits on a service). A connection's client
+//! every service it offers and connects. The services run on the link's handler thread,
+//! the one that drained the slots, in link order: a message costs no hand-off to a
+//! worker. No service ever waits on a client (replies that do not fit wait in a
+//! per-connection outbox that the `vc-outbox` thread flushes; bulks past the per-service
+//! limit are refused), so that thread is never held by one client. A connection's client
 //! id is the one the driver attested in OPEN; the firmware records it for every
 //! connection and uses it to route KHAN notifications.
 
@@ -11,7 +13,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -201,19 +202,25 @@ pub struct Connection {
 
 struct Dispatch {
     kind: Kind,
-    tx: Mutex<Sender<(Kind, ServiceHandle, ServiceEvent)>>,
+    /// Weak: the link owns its handlers and the firmware owns the link.
+    fw: std::sync::Weak<Firmware>,
 }
 
 impl ServiceHandler for Dispatch {
+    /// Runs the service on the thread that drained the link: no hand-off, no second
+    /// wake-up. Services never wait (replies that do not fit go to the outbox, bulks past
+    /// the limit are refused), so this thread is never held by a client.
     fn event(&self, service: ServiceHandle, event: ServiceEvent) {
-        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-        // A send fails only after the worker stopped; the event is then dropped (and a
-        // message in it released).
-        let _ = tx.send((self.kind, service, event));
+        // After the firmware stopped the event is dropped (and a message in it released).
+        if let Some(fw) = self.fw.upgrade() {
+            if !fw.stopping.load(std::sync::atomic::Ordering::Acquire) {
+                fw.on_event(self.kind, service, event);
+            }
+        }
     }
 }
 
-/// Mutable firmware state shared by the workers.
+/// Mutable firmware state shared by the services.
 struct State {
     conns: HashMap<ServiceHandle, Connection>,
     khan: HashMap<u32, ServiceHandle>,
@@ -237,7 +244,6 @@ pub struct Firmware {
     gencmd: Mutex<GenCmd>,
     tv: Mutex<TvService>,
     state: Mutex<State>,
-    tx: Sender<(Kind, ServiceHandle, ServiceEvent)>,
     outbox: Mutex<HashMap<ServiceHandle, std::collections::VecDeque<Vec<u8>>>>,
     outbox_cv: std::sync::Condvar,
     stopping: std::sync::atomic::AtomicBool,
@@ -255,7 +261,7 @@ pub struct VideoCore {
 
 impl VideoCore {
     /// Registers every service on the (already initialised) master side of the link,
-    /// starts the workers and connects in the background.
+    /// starts the outbox flusher and connects in the background.
     pub fn start(link: VcLink, options: VideoCoreOptions) -> Result<VideoCore, VideoCoreError> {
         let log = VcLog::new();
         log.log("vchiq_core: vchiq_init_state: software VideoCore, is_master = 1");
@@ -264,7 +270,6 @@ impl VideoCore {
             display: (w, h),
             ..BoardInfo::default()
         };
-        let (tx, rx) = channel();
         let fw = Arc::new(Firmware {
             link,
             gencmd: Mutex::new(GenCmd::new(board, log.clone())),
@@ -285,7 +290,6 @@ impl VideoCore {
                 khan_posts: 0,
                 khan_dropped: 0,
             }),
-            tx: tx.clone(),
             outbox: Mutex::new(HashMap::new()),
             outbox_cv: std::sync::Condvar::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
@@ -300,10 +304,6 @@ impl VideoCore {
         let flusher = std::thread::Builder::new()
             .name("vc-outbox".into())
             .spawn(move || flush_fw.flush_outboxes())?;
-        let worker_fw = fw.clone();
-        let worker = std::thread::Builder::new()
-            .name("vc-services".into())
-            .spawn(move || worker_fw.run(rx))?;
         let conn_fw = fw.clone();
         let connector = std::thread::Builder::new()
             .name("vc-connect".into())
@@ -313,10 +313,9 @@ impl VideoCore {
                     Err(e) => conn_fw.log.log(format!("vchiq: connect failed: {e}")),
                 };
             })?;
-        drop(tx);
         Ok(VideoCore {
             fw,
-            workers: vec![worker, flusher],
+            workers: vec![flusher],
             connector: Some(connector),
         })
     }
@@ -343,28 +342,21 @@ impl VideoCore {
         self.fw.lock_display().compose().clone()
     }
 
-    /// Stops the workers (the link itself is shut down by its owner).
+    /// Stops the services and the flusher (the link itself is shut down by its owner).
     pub fn stop(mut self) {
         self.fw.link.shutdown();
         self.fw
             .stopping
             .store(true, std::sync::atomic::Ordering::Release);
         self.fw.outbox_cv.notify_all();
-        // Dropping the firmware's sender ends the worker once the link's handlers are gone.
         if let Some(c) = self.connector.take() {
             let _ = c.join();
         }
-        let _ = self
-            .fw
-            .tx
-            .send((Kind::Vcdb, ServiceHandle(0), ServiceEvent::Closed));
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
     }
 }
-
-const STOP: ServiceHandle = ServiceHandle(0);
 
 impl Firmware {
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -375,10 +367,10 @@ impl Firmware {
         self.display.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn add_listener(&self, kind: Kind) -> Result<ServiceHandle, vchiq_link::Error> {
+    fn add_listener(self: &Arc<Self>, kind: Kind) -> Result<ServiceHandle, vchiq_link::Error> {
         let dispatch = Arc::new(Dispatch {
             kind,
-            tx: Mutex::new(self.tx.clone()),
+            fw: Arc::downgrade(self),
         });
         // Fixed sets (vchiq_test's echo x8, func x2) are plain servers that auto-close back
         // to LISTENING; every other service is a pool that serves any number of clients.
@@ -394,16 +386,7 @@ impl Firmware {
         v
     }
 
-    fn run(self: Arc<Self>, rx: Receiver<(Kind, ServiceHandle, ServiceEvent)>) {
-        while let Ok((kind, h, event)) = rx.recv() {
-            if h == STOP {
-                break;
-            }
-            self.on_event(kind, h, event);
-        }
-    }
-
-    /// Queues a message to a client without ever blocking the service worker: a client
+    /// Queues a message to a client without ever blocking the link thread that runs the services: a client
     /// that stops reading (its quota is full) must not stall the VideoCore for the others.
     /// Messages that do not fit now wait in that connection's outbox, in order, and the
     /// flusher sends them as the client releases its messages.

@@ -1,43 +1,27 @@
-//! The socket front end: one connection is one instance.
+//! Request frames: decoding, the driver call, and how each request is answered (at
+//! once, parked in its connection, or on the waiter pool).
 //!
-//! Each connection has a reader thread that decodes request frames and calls the
-//! [`Driver`]. Requests that can be answered at once are answered by the reader; a request
-//! that must wait (AWAIT_COMPLETION with nothing queued, a blocking DEQUEUE, a BLOCKING
-//! bulk, CREATE_SERVICE waiting for OPENACK, CLOSE/REMOVE waiting for the close handshake)
-//! gets a short-lived thread of its own, registered under its tag so that
-//! [`Op::Cancel`] can interrupt it with `-EINTR`. Responses are written under a lock, one
-//! packet each. A malformed frame closes the connection; it never reaches the driver.
+//! A malformed frame (short, bad magic) ends the connection; it never reaches the driver.
 
-use std::collections::HashMap;
-use std::io::IoSlice;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use vchiq_abi::enums::BulkMode;
 use vchiq_abi::fourcc::FourCc;
-use vchiq_abi::wire::{self, Op, RequestHeader, ResponseHeader};
+use vchiq_abi::wire::{self, Op, RequestHeader};
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::driver::{
-    Blocking, BulkSink, CancelToken, CreateService, Driver, DriverError, Errno, Instance,
-};
+use crate::driver::{Blocking, BulkSink, CreateService, DriverError, Errno};
 use crate::sys;
 use crate::waiters::Waiters;
+
+use super::connection::{Connection, Wait};
 
 /// The largest bulk a socket client may move in one request (the link's arena is shared).
 pub const MAX_BULK: u32 = vchiq_abi::wire::MAX_BULK;
 
-/// One client connection.
-pub struct Connection {
-    driver: Arc<Driver>,
-    inst: Arc<Instance>,
-    sock: OwnedFd,
-    send_lock: Mutex<()>,
-    pending: Mutex<HashMap<u32, Arc<CancelToken>>>,
-    waiters: Arc<Waiters>,
-}
-
-type Reply = (i64, Vec<u8>);
+/// A response: the result and the payload.
+pub type Reply = (i64, Vec<u8>);
 
 fn errno_result(e: DriverError) -> i64 {
     match e {
@@ -78,118 +62,69 @@ fn check_memfd(fd: &OwnedFd, size: u32) -> Result<(), i32> {
     Ok(())
 }
 
-impl Connection {
-    /// Serves a connection until it closes; then releases the instance.
-    pub fn serve(driver: Arc<Driver>, inst: Arc<Instance>, sock: OwnedFd) {
-        let conn = Arc::new(Connection {
-            driver,
-            inst,
-            sock,
-            send_lock: Mutex::new(()),
-            pending: Mutex::new(HashMap::new()),
-            waiters: Waiters::new(),
-        });
-        let mut buf = vec![0u8; wire::MAX_REQUEST];
-        loop {
-            let (n, fds) = match sys::recv_with_fds(conn.sock.as_fd(), &mut buf) {
-                Ok((0, _)) => break,
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::debug!(client_id = conn.inst.client_id(), "connection read: {e}");
-                    break;
-                }
-            };
-            let Some(hdr) = parse::<RequestHeader>(&buf[..n]) else {
-                tracing::warn!(
-                    client_id = conn.inst.client_id(),
-                    "short frame ({n} bytes): closing the connection"
-                );
-                break;
-            };
-            if hdr.magic != wire::REQUEST_MAGIC {
-                tracing::warn!(
-                    client_id = conn.inst.client_id(),
-                    "bad frame magic {:#x}: closing the connection",
-                    hdr.magic
-                );
-                break;
-            }
-            let payload = buf[size_of::<RequestHeader>()..n].to_vec();
-            conn.driver
-                .stats
-                .requests
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            conn.clone().dispatch(hdr, payload, fds);
-        }
-        // The client is gone: interrupt its waiters, then end the instance.
-        for token in conn
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-        {
-            conn.driver.cancel(&conn.inst, token);
-        }
-        conn.driver.release_instance(&conn.inst);
-        conn.waiters.close();
-    }
+/// Why a frame ends its connection.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// Shorter than a request header.
+    #[error("short frame ({0} bytes)")]
+    Short(usize),
+    /// Not a vchiqd request.
+    #[error("bad frame magic {0:#x}")]
+    Magic(u32),
+}
 
-    fn reply(&self, tag: u32, result: i64, payload: &[u8], fd: Option<&OwnedFd>) {
-        let hdr = ResponseHeader {
-            magic: wire::RESPONSE_MAGIC,
-            tag,
-            result,
-        };
-        let parts = [IoSlice::new(hdr.as_bytes()), IoSlice::new(payload)];
-        let fds: Vec<_> = fd.iter().map(|f| f.as_fd()).collect();
-        let _g = self.send_lock.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = sys::send_with_fds(self.sock.as_fd(), &parts, &fds) {
-            tracing::debug!(client_id = self.inst.client_id(), "reply dropped: {e}");
-        }
+/// Decodes one request frame and serves it.
+pub fn handle(
+    conn: &Arc<Connection>,
+    pool: &Arc<Waiters>,
+    frame: &[u8],
+    fds: Vec<OwnedFd>,
+) -> Result<(), FrameError> {
+    let Some(hdr) = parse::<RequestHeader>(frame) else {
+        return Err(FrameError::Short(frame.len()));
+    };
+    if hdr.magic != wire::REQUEST_MAGIC {
+        return Err(FrameError::Magic(hdr.magic));
     }
+    conn.driver
+        .stats
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let payload = &frame[size_of::<RequestHeader>()..];
+    Requests { conn, pool }.dispatch(hdr, payload, fds);
+    Ok(())
+}
 
-    /// Runs `f` on a thread of its own, cancellable by tag.
+struct Requests<'a> {
+    conn: &'a Arc<Connection>,
+    pool: &'a Arc<Waiters>,
+}
+
+impl Requests<'_> {
     fn spawn(
-        self: Arc<Self>,
+        &self,
         tag: u32,
-        f: impl FnOnce(&Connection, &CancelToken) -> Reply + Send + 'static,
+        f: impl FnOnce(&Connection, &crate::driver::CancelToken) -> Reply + Send + 'static,
     ) {
-        let token = CancelToken::new();
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(tag, token.clone());
-        let conn = self.clone();
-        let submitted = self.waiters.submit(Box::new(move || {
-            let (result, payload) = f(&conn, &token);
-            conn.pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&tag);
-            conn.reply(tag, result, &payload, None);
-        }));
-        if !submitted {
-            self.pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&tag);
-            self.reply(tag, -i64::from(libc::EAGAIN), &[], None);
-        }
+        self.conn.pooled(self.pool, tag, f);
     }
 
-    fn dispatch(self: Arc<Self>, hdr: RequestHeader, payload: Vec<u8>, mut fds: Vec<OwnedFd>) {
+    fn reply_r(&self, tag: u32, reply: Reply) {
+        self.conn.reply(tag, reply);
+    }
+
+    fn dispatch(&self, hdr: RequestHeader, payload: &[u8], mut fds: Vec<OwnedFd>) {
         let tag = hdr.tag;
         let Some(op) = Op::from_u32(hdr.op) else {
-            self.reply(tag, -i64::from(libc::ENOTTY), &[], None);
-            return;
+            return self.reply_r(tag, (-i64::from(libc::ENOTTY), Vec::new()));
         };
-        let d = &self.driver;
-        let inst = &self.inst;
+        let d = &self.conn.driver;
+        let inst = &self.conn.inst;
         let inval = (-i64::from(libc::EINVAL), Vec::new());
         let reply: Reply = match op {
             Op::Hello => {
-                let Some(req) = parse::<wire::HelloRequest>(&payload) else {
-                    return self.reply(tag, -i64::from(libc::EINVAL), &[], None);
+                let Some(req) = parse::<wire::HelloRequest>(payload) else {
+                    return self.reply_r(tag, inval);
                 };
                 if req.version != wire::PROTOCOL_VERSION {
                     (-i64::from(libc::EPROTO), Vec::new())
@@ -205,17 +140,7 @@ impl Connection {
                     (0, resp.as_bytes().to_vec())
                 }
             }
-            Op::Cancel => {
-                if let Some(t) = self
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&(hdr.arg as u32))
-                {
-                    d.cancel(inst, t);
-                }
-                return;
-            }
+            Op::Cancel => return self.conn.cancel(hdr.arg as u32),
             Op::Status => {
                 let mut text = d.dump().into_bytes();
                 text.truncate(wire::MAX_TEXT);
@@ -226,7 +151,7 @@ impl Connection {
             }
             Op::Shutdown => unit(d.shutdown(inst)),
             Op::CreateService => {
-                let Some(req) = parse::<wire::CreateServiceRequest>(&payload) else {
+                let Some(req) = parse::<wire::CreateServiceRequest>(payload) else {
                     return self.reply_r(tag, inval);
                 };
                 let req = CreateService {
@@ -262,12 +187,13 @@ impl Connection {
                     unit(c.driver.close_service(&c.inst, h, Blocking::Yes(t)))
                 });
             }
-            Op::QueueMessage => match decode_message(&payload) {
+            Op::QueueMessage => match decode_message(payload) {
                 Err(e) => (-i64::from(e), Vec::new()),
                 Ok((handle, parts)) => {
                     let slices: Vec<&[u8]> = parts.iter().map(|r| &payload[r.clone()]).collect();
                     match d.queue_message(inst, handle, &slices, Blocking::No) {
                         Err(DriverError::WouldBlock) => {
+                            let payload = payload.to_vec();
                             return self.spawn(tag, move |c, t| {
                                 let slices: Vec<&[u8]> =
                                     parts.iter().map(|r| &payload[r.clone()]).collect();
@@ -284,7 +210,7 @@ impl Connection {
                 }
             },
             Op::QueueBulkTransmit | Op::QueueBulkReceive => {
-                let Some(req) = parse::<wire::BulkRequest>(&payload) else {
+                let Some(req) = parse::<wire::BulkRequest>(payload) else {
                     return self.reply_r(tag, inval);
                 };
                 let Ok(mode) = BulkMode::try_from(req.mode) else {
@@ -351,54 +277,29 @@ impl Connection {
                 if matches!(mode, BulkMode::Blocking | BulkMode::Waiting) {
                     return self.spawn(tag, move |c, t| run(c, Blocking::Yes(t)));
                 }
-                run(&self, Blocking::No)
+                run(self.conn, Blocking::No)
             }
             Op::AwaitCompletion => {
-                let Some(req) = parse::<wire::AwaitRequest>(&payload) else {
+                let Some(req) = parse::<wire::AwaitRequest>(payload) else {
                     return self.reply_r(tag, inval);
                 };
-                match d.await_completion(
-                    inst,
-                    req.count,
-                    req.msgbufsize,
-                    req.msgbufcount,
-                    budget(),
-                    Blocking::No,
-                ) {
-                    Err(DriverError::WouldBlock) => {
-                        return self.spawn(tag, move |c, t| {
-                            encode_await(c.driver.await_completion(
-                                &c.inst,
-                                req.count,
-                                req.msgbufsize,
-                                req.msgbufcount,
-                                budget(),
-                                Blocking::Yes(t),
-                            ))
-                        });
-                    }
-                    r => encode_await(r),
-                }
+                return self.conn.park(tag, Wait::Await(req));
             }
             Op::DequeueMessage => {
-                let Some(req) = parse::<wire::DequeueRequest>(&payload) else {
+                let Some(req) = parse::<wire::DequeueRequest>(payload) else {
                     return self.reply_r(tag, inval);
                 };
-                let discard = req.null_buf != 0;
-                match d.dequeue_message(inst, req.handle, req.bufsize, discard, Blocking::No) {
-                    Err(DriverError::WouldBlock) if req.blocking != 0 => {
-                        return self.spawn(tag, move |c, t| {
-                            encode_dequeue(c.driver.dequeue_message(
-                                &c.inst,
-                                req.handle,
-                                req.bufsize,
-                                discard,
-                                Blocking::Yes(t),
-                            ))
-                        });
-                    }
-                    r => encode_dequeue(r),
+                if req.blocking != 0 {
+                    return self.conn.park(tag, Wait::Dequeue(req));
                 }
+                let discard = req.null_buf != 0;
+                encode_dequeue(d.dequeue_message(
+                    inst,
+                    req.handle,
+                    req.bufsize,
+                    discard,
+                    Blocking::No,
+                ))
             }
             Op::GetClientId => (i64::from(d.get_client_id(inst, hdr.arg as u32)), Vec::new()),
             Op::GetConfig => match d.get_config(hdr.arg.min(u64::from(u32::MAX)) as u32) {
@@ -408,7 +309,7 @@ impl Connection {
             Op::UseService => unit(d.use_service(inst, hdr.arg as u32)),
             Op::ReleaseService => unit(d.release_service(inst, hdr.arg as u32)),
             Op::SetServiceOption => {
-                let Some(req) = parse::<wire::SetOptionRequest>(&payload) else {
+                let Some(req) = parse::<wire::SetOptionRequest>(payload) else {
                     return self.reply_r(tag, inval);
                 };
                 unit(d.set_service_option(inst, req.handle, req.option, req.value))
@@ -419,14 +320,10 @@ impl Connection {
         };
         self.reply_r(tag, reply);
     }
-
-    fn reply_r(&self, tag: u32, (result, payload): Reply) {
-        self.reply(tag, result, &payload, None);
-    }
 }
 
 /// Message bytes one AWAIT_COMPLETION response may carry.
-fn budget() -> usize {
+pub(super) fn budget() -> usize {
     wire::MAX_FRAME - 4096
 }
 
@@ -455,7 +352,7 @@ fn decode_message(payload: &[u8]) -> Result<(u32, Vec<std::ops::Range<usize>>), 
     Ok((req.handle, ranges))
 }
 
-fn encode_await(r: crate::driver::Result<crate::driver::AwaitOut>) -> Reply {
+pub(super) fn encode_await(r: crate::driver::Result<crate::driver::AwaitOut>) -> Reply {
     match r {
         Err(e) => (errno_result(e), Vec::new()),
         Ok(out) => {
@@ -487,7 +384,7 @@ fn encode_await(r: crate::driver::Result<crate::driver::AwaitOut>) -> Reply {
     }
 }
 
-fn encode_dequeue(r: crate::driver::Result<(u32, Option<Vec<u8>>)>) -> Reply {
+pub(super) fn encode_dequeue(r: crate::driver::Result<(u32, Option<Vec<u8>>)>) -> Reply {
     match r {
         Ok((size, data)) => (i64::from(size), data.unwrap_or_default()),
         Err(e) => (errno_result(e), Vec::new()),

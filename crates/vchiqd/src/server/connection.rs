@@ -1,0 +1,351 @@
+//! One client connection of the event loop: its outbox, its parked requests and the
+//! requests it has on the waiter pool.
+//!
+//! Replies are written by whichever thread has them: the loop (requests answered at
+//! once), the thread that made a parked request ready (usually the link's handler, through
+//! the instance's waker), or a pool waiter. A reply goes straight to the socket with a
+//! non-blocking `sendmsg` unless earlier replies are still queued; what the socket cannot
+//! take now waits in the outbox, in order, and the loop flushes it on `EPOLLOUT`. While the
+//! outbox holds more than [`OUTBOX_LIMIT`] bytes the loop stops reading that client's
+//! requests: a client that does not read its replies cannot make the daemon hold more.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::IoSlice;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rustix::event::epoll;
+use vchiq_abi::wire::{self, ResponseHeader};
+use zerocopy::IntoBytes;
+
+use crate::driver::{Blocking, CancelToken, Driver, DriverError, Instance};
+use crate::sys;
+
+use super::requests::{Reply, encode_await, encode_dequeue};
+
+/// Reply bytes a connection may have queued before its requests stop being read.
+pub const OUTBOX_LIMIT: usize = 1 << 20;
+
+/// Requests of one connection that may wait on the pool at once; more get EAGAIN.
+pub const MAX_POOLED_PER_CONNECTION: usize = 64;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A request that waits for the instance's state, kept as data rather than as a thread.
+#[derive(Clone, Copy, Debug)]
+pub enum Wait {
+    /// AWAIT_COMPLETION with nothing queued.
+    Await(wire::AwaitRequest),
+    /// A blocking DEQUEUE_MESSAGE with nothing queued.
+    Dequeue(wire::DequeueRequest),
+}
+
+struct Parked {
+    tag: u32,
+    wait: Wait,
+}
+
+#[derive(Default)]
+struct Outbox {
+    frames: VecDeque<Vec<u8>>,
+    bytes: usize,
+    /// The interest the socket is registered with in the loop's epoll.
+    registered: Option<epoll::EventFlags>,
+}
+
+/// One client connection: one instance.
+pub struct Connection {
+    pub(super) driver: Arc<Driver>,
+    pub(super) inst: Arc<Instance>,
+    pub(super) sock: OwnedFd,
+    epoll: Arc<OwnedFd>,
+    token: u64,
+    out: Mutex<Outbox>,
+    parked: Mutex<Vec<Parked>>,
+    /// Set by [`Connection::kick`]: the parked requests must be tried again.
+    dirty: AtomicBool,
+    pooled: Mutex<HashMap<u32, Arc<CancelToken>>>,
+    closed: AtomicBool,
+}
+
+impl Connection {
+    /// Registers the socket with the loop and the connection as the instance's waker.
+    pub(super) fn start(
+        driver: Arc<Driver>,
+        inst: Arc<Instance>,
+        sock: OwnedFd,
+        epoll: Arc<OwnedFd>,
+        token: u64,
+    ) -> std::io::Result<Arc<Connection>> {
+        let conn = Arc::new(Connection {
+            driver,
+            inst,
+            sock,
+            epoll,
+            token,
+            out: Mutex::new(Outbox::default()),
+            parked: Mutex::new(Vec::new()),
+            dirty: AtomicBool::new(false),
+            pooled: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+        });
+        let flags = Self::interest(&Outbox::default());
+        epoll::add(
+            &*conn.epoll,
+            &conn.sock,
+            epoll::EventData::new_u64(token),
+            flags,
+        )?;
+        lock(&conn.out).registered = Some(flags);
+        // Weak: the instance outlives the connection only until release.
+        let weak = Arc::downgrade(&conn);
+        conn.inst.set_waker(Box::new(move || {
+            if let Some(c) = weak.upgrade() {
+                c.kick();
+            }
+        }));
+        Ok(conn)
+    }
+
+    /// The client id, for logs.
+    pub(super) fn client_id(&self) -> u32 {
+        self.inst.client_id()
+    }
+
+    fn interest(out: &Outbox) -> epoll::EventFlags {
+        let mut flags = epoll::EventFlags::RDHUP;
+        if !out.frames.is_empty() {
+            flags |= epoll::EventFlags::OUT;
+        }
+        if out.bytes < OUTBOX_LIMIT {
+            flags |= epoll::EventFlags::IN;
+        }
+        flags
+    }
+
+    fn update_interest(&self, out: &mut Outbox) {
+        let want = Self::interest(out);
+        if out.registered == Some(want) || self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        match epoll::modify(
+            &*self.epoll,
+            &self.sock,
+            epoll::EventData::new_u64(self.token),
+            want,
+        ) {
+            Ok(()) => out.registered = Some(want),
+            Err(e) => tracing::debug!(client_id = self.client_id(), "epoll modify: {e}"),
+        }
+    }
+
+    /// Sends one response, now if the socket takes it, else after the queued ones.
+    pub(super) fn reply(&self, tag: u32, (result, payload): Reply) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let hdr = ResponseHeader {
+            magic: wire::RESPONSE_MAGIC,
+            tag,
+            result,
+        };
+        let mut out = lock(&self.out);
+        if out.frames.is_empty() {
+            let parts = [IoSlice::new(hdr.as_bytes()), IoSlice::new(&payload)];
+            match sys::try_send_packet(self.sock.as_fd(), &parts) {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => {
+                    // The peer is gone; the loop sees the hang-up and ends the connection.
+                    tracing::debug!(client_id = self.client_id(), "reply dropped: {e}");
+                    return;
+                }
+            }
+        }
+        let mut frame = Vec::with_capacity(size_of::<ResponseHeader>() + payload.len());
+        frame.extend_from_slice(hdr.as_bytes());
+        frame.extend_from_slice(&payload);
+        out.bytes += frame.len();
+        out.frames.push_back(frame);
+        self.update_interest(&mut out);
+    }
+
+    /// Writes queued replies until the socket is full again (on `EPOLLOUT`).
+    pub(super) fn flush(&self) {
+        let mut out = lock(&self.out);
+        while let Some(frame) = out.frames.front() {
+            match sys::try_send_packet(self.sock.as_fd(), &[IoSlice::new(frame)]) {
+                Ok(true) => {
+                    let n = frame.len();
+                    out.frames.pop_front();
+                    out.bytes -= n;
+                }
+                Ok(false) => break,
+                Err(e) => {
+                    tracing::debug!(client_id = self.client_id(), "replies dropped: {e}");
+                    out.frames.clear();
+                    out.bytes = 0;
+                }
+            }
+        }
+        self.update_interest(&mut out);
+    }
+
+    /// True while the outbox is over its limit (requests are not read meanwhile).
+    pub(super) fn backlogged(&self) -> bool {
+        lock(&self.out).bytes >= OUTBOX_LIMIT
+    }
+
+    /// Answers `wait` now if it can be, else parks it until the instance changes.
+    pub(super) fn park(&self, tag: u32, wait: Wait) {
+        let answer = {
+            let mut parked = lock(&self.parked);
+            match self.attempt(wait) {
+                Some(reply) => Some(reply),
+                None => {
+                    if let Wait::Dequeue(req) = wait {
+                        self.driver
+                            .set_dequeue_waiting(&self.inst, req.handle, true);
+                    }
+                    parked.push(Parked { tag, wait });
+                    None
+                }
+            }
+        };
+        if let Some(reply) = answer {
+            self.reply(tag, reply);
+        }
+        // A change that came while we held the list is retried now.
+        self.drain();
+    }
+
+    /// Tries a parked request once; `None` while it would still wait.
+    fn attempt(&self, wait: Wait) -> Option<Reply> {
+        let (d, inst) = (&self.driver, &self.inst);
+        match wait {
+            Wait::Await(req) => match d.await_completion(
+                inst,
+                req.count,
+                req.msgbufsize,
+                req.msgbufcount,
+                super::requests::budget(),
+                Blocking::No,
+            ) {
+                Err(DriverError::WouldBlock) => None,
+                r => Some(encode_await(r)),
+            },
+            Wait::Dequeue(req) => {
+                let discard = req.null_buf != 0;
+                match d.dequeue_message(inst, req.handle, req.bufsize, discard, Blocking::No) {
+                    Err(DriverError::WouldBlock) => None,
+                    r => Some(encode_dequeue(r)),
+                }
+            }
+        }
+    }
+
+    /// The instance changed: retry the parked requests, on this thread. Never blocks: if
+    /// another thread (or this one, re-entered from a retry) holds the list, that holder
+    /// sees `dirty` when it lets go and retries.
+    pub(super) fn kick(&self) {
+        self.dirty.store(true, Ordering::Release);
+        self.drain();
+    }
+
+    fn drain(&self) {
+        while self.dirty.load(Ordering::Acquire) {
+            let Ok(mut parked) = self.parked.try_lock() else {
+                return;
+            };
+            self.dirty.store(false, Ordering::Release);
+            let mut answers = Vec::new();
+            let mut i = 0;
+            while i < parked.len() {
+                match self.attempt(parked[i].wait) {
+                    None => i += 1,
+                    Some(reply) => {
+                        let p = parked.remove(i);
+                        if let Wait::Dequeue(req) = p.wait {
+                            self.driver
+                                .set_dequeue_waiting(&self.inst, req.handle, false);
+                        }
+                        answers.push((p.tag, reply));
+                    }
+                }
+            }
+            drop(parked);
+            for (tag, reply) in answers {
+                self.reply(tag, reply);
+            }
+        }
+    }
+
+    /// Runs `f` on a pool waiter, cancellable by tag (requests that wait in several
+    /// phases: opens and closes, blocking bulks, a message waiting for quota).
+    pub(super) fn pooled(
+        self: &Arc<Self>,
+        pool: &Arc<crate::waiters::Waiters>,
+        tag: u32,
+        f: impl FnOnce(&Connection, &CancelToken) -> Reply + Send + 'static,
+    ) {
+        let token = CancelToken::new();
+        {
+            let mut pooled = lock(&self.pooled);
+            if pooled.len() >= MAX_POOLED_PER_CONNECTION {
+                drop(pooled);
+                return self.reply(tag, (-i64::from(libc::EAGAIN), Vec::new()));
+            }
+            pooled.insert(tag, token.clone());
+        }
+        let conn = self.clone();
+        let submitted = pool.submit(Box::new(move || {
+            let reply = f(&conn, &token);
+            lock(&conn.pooled).remove(&tag);
+            conn.reply(tag, reply);
+        }));
+        if !submitted {
+            lock(&self.pooled).remove(&tag);
+            self.reply(tag, (-i64::from(libc::EAGAIN), Vec::new()));
+        }
+    }
+
+    /// CANCEL of the request `tag`: a parked one is answered EINTR at once, a pooled one
+    /// is interrupted.
+    pub(super) fn cancel(&self, tag: u32) {
+        let removed = {
+            let mut parked = lock(&self.parked);
+            parked
+                .iter()
+                .position(|p| p.tag == tag)
+                .map(|i| parked.remove(i))
+        };
+        if let Some(p) = removed {
+            if let Wait::Dequeue(req) = p.wait {
+                self.driver
+                    .set_dequeue_waiting(&self.inst, req.handle, false);
+            }
+            return self.reply(tag, (-i64::from(libc::EINTR), Vec::new()));
+        }
+        if let Some(t) = lock(&self.pooled).get(&tag) {
+            self.driver.cancel(&self.inst, t);
+        }
+    }
+
+    /// The client is gone: interrupt what it has waiting, then end the instance.
+    pub(super) fn end(&self) {
+        self.closed.store(true, Ordering::Release);
+        let _ = epoll::delete(&*self.epoll, &self.sock);
+        let tokens: Vec<_> = lock(&self.pooled).values().cloned().collect();
+        for t in &tokens {
+            self.driver.cancel(&self.inst, t);
+        }
+        lock(&self.parked).clear();
+        self.driver.release_instance(&self.inst);
+        let mut out = lock(&self.out);
+        out.frames.clear();
+        out.bytes = 0;
+    }
+}
