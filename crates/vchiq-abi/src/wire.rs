@@ -189,11 +189,20 @@ pub struct RequestHeader {
     pub tag: u32,
     /// An [`Op`] value.
     pub op: u32,
-    /// Explicit padding (zero).
-    pub _pad: u32,
+    /// [`REQUEST_POSTED`] or 0; other bits are refused with EINVAL.
+    pub flags: u32,
     /// The value argument of `_IO` ioctls (a handle, a version), else 0.
     pub arg: u64,
 }
+
+/// [`RequestHeader::flags`]: a QUEUE_MESSAGE that is answered only if it fails. The client
+/// does not wait for it: messages stream without a round trip each. The daemon serves a
+/// connection's requests in order, so a posted message is queued before anything the
+/// client sends after it; while it waits for quota the daemon reads nothing more from that
+/// connection (the socket's buffer then holds the client back). A failure is answered
+/// with the request's tag, the negative errno as the result, and the service handle (u32)
+/// as the payload.
+pub const REQUEST_POSTED: u32 = 1;
 
 /// Header of every response frame (16 bytes).
 #[derive(
@@ -410,7 +419,7 @@ mod tests {
             magic: REQUEST_MAGIC,
             tag: 7,
             op: Op::GetClientId as u32,
-            _pad: 0,
+            flags: 0,
             arg: 0x1234,
         };
         let b = h.as_bytes();

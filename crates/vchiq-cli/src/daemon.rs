@@ -45,6 +45,10 @@ pub struct DaemonArgs {
     /// Permission bits of the file node (octal).
     #[arg(long, default_value = "660", value_parser = parse_mode)]
     dev_node_mode: u32,
+    /// `echo` test servers (one connection each; 8 as on a Pi). Raise it to run more
+    /// concurrent `vchiq test` or benchmark clients.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    echo_listeners: u16,
 }
 
 /// Options of the hidden `vchiq videocore`.
@@ -65,6 +69,9 @@ pub struct VideoCoreArgs {
     /// Display output.
     #[arg(long, default_value = "none")]
     display: String,
+    /// `echo` test servers.
+    #[arg(long, default_value_t = 8)]
+    echo_listeners: u16,
 }
 
 /// Parses `WIDTHxHEIGHT`.
@@ -86,12 +93,13 @@ fn parse_mode(s: &str) -> Result<u32, String> {
     u32::from_str_radix(s, 8).map_err(|_| format!("'{s}' is not an octal mode"))
 }
 
-fn vc_options(size: (u32, u32), display: &str) -> Result<VideoCoreOptions> {
+fn vc_options(size: (u32, u32), display: &str, echo_listeners: u16) -> Result<VideoCoreOptions> {
     let output: DisplayOutput = display.parse().map_err(anyhow::Error::msg)?;
     Ok(VideoCoreOptions {
         display_width: size.0,
         display_height: size.1,
         display_output: (output != DisplayOutput::None).then_some(output),
+        echo_listeners: usize::from(echo_listeners),
     })
 }
 
@@ -106,7 +114,7 @@ pub fn run(a: DaemonArgs) -> Result<ExitCode> {
         .videocore
         .parse::<VideoCoreMode>()
         .map_err(anyhow::Error::msg)?;
-    opts.vc = vc_options(a.display_size, &a.display)?;
+    opts.vc = vc_options(a.display_size, &a.display, a.echo_listeners)?;
     opts.socket_mode = a.socket_mode;
     if let Some(g) = a.socket_group {
         opts.socket_group = Some(g);
@@ -160,7 +168,10 @@ pub fn run_videocore(a: VideoCoreArgs) -> Result<ExitCode> {
     let vc_bell = Arc::new(EventFd::from_fd(take(a.vc_bell_fd)?)?);
     let arm_bell = Arc::new(EventFd::from_fd(take(a.arm_bell_fd)?)?);
     let link = vchiq_link::Link::master(mem, vc_bell, arm_bell).context("validating slot zero")?;
-    let vc = videocore::VideoCore::start(link, vc_options(a.display_size, &a.display)?)?;
+    let vc = videocore::VideoCore::start(
+        link,
+        vc_options(a.display_size, &a.display, a.echo_listeners)?,
+    )?;
     let _ = vchiqd::sys::poll_readable(&[std::os::fd::AsFd::as_fd(&signals)], -1);
     vc.stop();
     Ok(ExitCode::SUCCESS)

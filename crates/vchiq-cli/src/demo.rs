@@ -259,7 +259,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     opts.vc = VideoCoreOptions {
         display_width: 1920,
         display_height: 960,
-        display_output: None,
+        ..VideoCoreOptions::default()
     };
     let daemon = Daemon::start(&opts).context("starting vchiqd")?;
     let vc = daemon.videocore().context("embedded VideoCore")?;

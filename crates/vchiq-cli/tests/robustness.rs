@@ -36,7 +36,7 @@ fn req(tag: u32, op: Op, arg: u64) -> RequestHeader {
         magic: wire::REQUEST_MAGIC,
         tag,
         op: op as u32,
-        _pad: 0,
+        flags: 0,
         arg,
     }
 }

@@ -481,6 +481,14 @@ impl<M: SlotMem, D: Doorbell> Link<M, D> {
         self.core().queue_message(h, parts, blocking)
     }
 
+    /// Sets the function the handler thread calls after the peer recycled slots, i.e. when
+    /// a [`Link::queue_message`] that returned [`Error::WouldBlock`] may now succeed. It
+    /// runs on the handler thread with no lock of the link held (it may queue messages)
+    /// and must not block. Only the first call takes effect.
+    pub fn set_space_waker(&self, waker: Box<dyn Fn() + Send + Sync>) {
+        self.core().set_space_waker(waker);
+    }
+
     /// Queues a bulk transmit; completion is [`ServiceEvent::BulkTransmitDone`] or
     /// [`ServiceEvent::BulkTransmitAborted`]. Blocks while 4 transmits are outstanding (or, on the
     /// slave, while the bulk arena is full).

@@ -154,7 +154,7 @@ impl Conn {
             magic: REQUEST_MAGIC,
             tag,
             op: op as u32,
-            _pad: 0,
+            flags: 0,
             arg,
         };
         let mut parts: Vec<&[u8]> = Vec::with_capacity(payload.len() + 1);
@@ -186,7 +186,7 @@ impl Conn {
             magic: REQUEST_MAGIC,
             tag: 0,
             op: Op::Cancel as u32,
-            _pad: 0,
+            flags: 0,
             arg: u64::from(tag),
         };
         let _ = sys::send(self.fd, &[hdr.as_bytes()], None);

@@ -92,6 +92,15 @@ impl Core {
         self.completion_thread.get() == Some(&std::thread::current().id())
     }
 
+    /// A QUEUE_MESSAGE: posted where the transport streams messages (the daemon socket),
+    /// else a [`Core::call`].
+    pub fn post(&self, req: &Request<'_>) -> Result<()> {
+        if self.transport.post(req)? {
+            return Ok(());
+        }
+        self.call(req).map(drop)
+    }
+
     /// A request whose failure is an error, re-issued on `EINTR` as libvchiq_arm's RETRY
     /// macro does.
     pub fn call(&self, req: &Request<'_>) -> Result<Response> {

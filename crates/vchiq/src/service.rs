@@ -391,9 +391,16 @@ impl Service {
 
     /// Sends one DATA message (QUEUE_MESSAGE with one element).
     ///
+    /// Over the daemon socket the message is *posted*: this returns once it is on its way,
+    /// without a round trip, so messages stream at the socket's rate. The daemon keeps
+    /// them in order with everything else this instance sends, and holds the sender back
+    /// when the VideoCore's quota is exhausted. A message the daemon could not queue (the
+    /// service closed meanwhile) makes the next message call of this instance fail with
+    /// that error. On the native `/dev/vchiq` transport it is one ioctl.
+    ///
     /// # Errors
     /// [`Error::MessageTooLarge`] above 4088 bytes (checked locally); `Ioctl` EIO if the
-    /// service is not open.
+    /// service is not open (or an earlier posted message failed).
     pub fn queue_message(&self, data: &[u8]) -> Result<()> {
         self.queue_message_vectored(&[data])
     }
@@ -419,9 +426,7 @@ impl Service {
         payload.push(head.as_bytes());
         payload.push(&sizes);
         payload.extend_from_slice(parts);
-        self.core()
-            .call(&Request::with(Op::QueueMessage, &payload))?;
-        Ok(())
+        self.core().post(&Request::with(Op::QueueMessage, &payload))
     }
 
     /// Takes the next message of a [`Handler::Queue`] service (DEQUEUE_MESSAGE).

@@ -16,7 +16,8 @@ use vchiq_abi::fourcc::FourCc;
 use vchiq_abi::wire::{
     AwaitRequest, AwaitResponse, BulkRequest, BulkResponse, CompletionRecord, CreateServiceRequest,
     DequeueRequest, HelloRequest, HelloResponse, NO_MESSAGE, Op, PROTOCOL_VERSION,
-    QueueMessageRequest, REQUEST_MAGIC, RESPONSE_MAGIC, RequestHeader, ResponseHeader,
+    QueueMessageRequest, REQUEST_MAGIC, REQUEST_POSTED, RESPONSE_MAGIC, RequestHeader,
+    ResponseHeader,
 };
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -29,6 +30,7 @@ const ECHO: FourCc = FourCc::new(b"echo");
 struct Req {
     tag: u32,
     op: Op,
+    flags: u32,
     arg: u64,
     payload: Vec<u8>,
     fd: Option<OwnedFd>,
@@ -98,6 +100,7 @@ impl Fake {
         Some(Req {
             tag: h.tag,
             op: Op::from_u32(h.op).expect("known op"),
+            flags: h.flags,
             arg: h.arg,
             payload: payload.to_vec(),
             fd: fds.pop(),
@@ -358,6 +361,7 @@ fn open_service_and_queue_message_frames() {
         let c = f.create(true, false, 0x1001);
         assert_eq!((c.fourcc, c.version, c.version_min), (ECHO.0, 3, 2));
         let r = f.expect(Op::QueueMessage);
+        assert_eq!(r.flags, REQUEST_POSTED, "messages are posted");
         let q: QueueMessageRequest = r.parse();
         assert_eq!((q.handle, q.count), (0x1001, 3));
         let sizes: Vec<u32> = r.payload[8..20]
@@ -366,14 +370,18 @@ fn open_service_and_queue_message_frames() {
             .collect();
         assert_eq!(sizes, [2, 0, 3]);
         assert_eq!(&r.payload[20..], b"abcde");
-        f.ok(&r);
+        // A posted success is not answered.
         let r = f.expect(Op::QueueMessage);
         assert_eq!(
             &r.payload[8..],
             &[0, 0, 0, 0][..],
             "an empty message is one element of size 0"
         );
-        f.reply(r.tag, -i64::from(libc::EIO), &[]);
+        // A posted failure is: the daemon answers with the handle.
+        f.reply(r.tag, -i64::from(libc::EIO), &0x1001u32.to_le_bytes());
+        let r = f.expect(Op::UseService);
+        f.ok(&r);
+        // The message after the failure reports it and is not sent.
         f.finish(&[0x1001]);
     });
     let (handler, _rx) = recorder();
@@ -397,7 +405,10 @@ fn open_service_and_queue_message_frames() {
         Err(Error::WrongHandler { .. })
     ));
     svc.queue_message_vectored(&[b"ab", b"", b"cde"]).unwrap();
-    let err = svc.queue_message(b"").unwrap_err();
+    svc.queue_message(b"").unwrap();
+    // A round trip after the failed message: its answer has been read by then.
+    svc.use_service().unwrap();
+    let err = svc.queue_message(b"x").unwrap_err();
     assert!(
         matches!(
             err,

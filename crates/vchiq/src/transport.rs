@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use vchiq_abi::wire::{
-    MAX_FRAME, Op, REQUEST_MAGIC, RESPONSE_MAGIC, RequestHeader, ResponseHeader,
+    MAX_FRAME, Op, REQUEST_MAGIC, REQUEST_POSTED, RESPONSE_MAGIC, RequestHeader, ResponseHeader,
 };
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -146,6 +146,13 @@ pub(crate) trait Transport: Send + Sync {
     /// Closes the connection: pending and later requests fail with [`Error::Closed`].
     fn close(&self);
 
+    /// Sends a QUEUE_MESSAGE without waiting for its outcome, if this transport can
+    /// (`Ok(true)`); a failure is reported by a later `post`. `Ok(false)`: the caller
+    /// must [`Transport::call`] instead.
+    fn post(&self, _req: &Request<'_>) -> Result<bool> {
+        Ok(false)
+    }
+
     /// Sends `req` and waits for its response.
     fn call(&self, req: &Request<'_>) -> Result<Response> {
         let (tx, rx) = channel();
@@ -183,14 +190,32 @@ impl Dead {
     }
 }
 
+/// The tag of every posted request: their successes are not answered, and a failure is
+/// kept until the next post reports it. Never given to a request that waits.
+const POSTED_TAG: u32 = u32::MAX;
+
 struct Pending {
     next_tag: u32,
     waiters: HashMap<u32, Sender<Reply>>,
     dead: Option<Dead>,
+    /// The first failure of a posted message not yet reported.
+    posted_failure: Option<Response>,
 }
 
 struct Shared {
     pending: Mutex<Pending>,
+}
+
+impl Pending {
+    /// A tag no waiting request has (never 0 or [`POSTED_TAG`]).
+    fn fresh_tag(&mut self) -> u32 {
+        let mut tag = self.next_tag;
+        while tag == 0 || tag == POSTED_TAG || self.waiters.contains_key(&tag) {
+            tag = tag.wrapping_add(1);
+        }
+        self.next_tag = tag.wrapping_add(1);
+        tag
+    }
 }
 
 impl Shared {
@@ -231,6 +256,7 @@ impl SocketTransport {
                 next_tag: 1,
                 waiters: HashMap::new(),
                 dead: None,
+                posted_failure: None,
             }),
         });
         let reader = {
@@ -248,17 +274,37 @@ impl SocketTransport {
     }
 
     fn send(&self, tag: u32, req: &Request<'_>) -> std::io::Result<()> {
+        self.send_flagged(tag, req, 0)
+    }
+
+    fn send_flagged(&self, tag: u32, req: &Request<'_>, flags: u32) -> std::io::Result<()> {
         let header = RequestHeader {
             magic: REQUEST_MAGIC,
             tag,
             op: req.op as u32,
-            _pad: 0,
+            flags,
             arg: req.arg,
         };
         let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + req.payload.len());
         parts.push(header.as_bytes());
         parts.extend_from_slice(req.payload);
         sys::send_frame(self.sock.as_fd(), &parts, req.fd)
+    }
+}
+
+impl SocketTransport {
+    /// The error for a failed send: the connection's death if that is the cause.
+    fn send_error(&self, e: std::io::Error) -> Error {
+        match e.raw_os_error() {
+            Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN | libc::ESHUTDOWN) => self
+                .shared
+                .lock()
+                .dead
+                .clone()
+                .unwrap_or(Dead::Closed)
+                .error(),
+            _ => Error::Io(e),
+        }
     }
 }
 
@@ -269,28 +315,30 @@ impl Transport for SocketTransport {
             if let Some(dead) = &p.dead {
                 return Err(dead.error());
             }
-            let mut tag = p.next_tag;
-            while tag == 0 || p.waiters.contains_key(&tag) {
-                tag = tag.wrapping_add(1);
-            }
-            p.next_tag = tag.wrapping_add(1);
+            let tag = p.fresh_tag();
             p.waiters.insert(tag, reply_to);
             tag
         };
         if let Err(e) = self.send(tag, req) {
             self.shared.lock().waiters.remove(&tag);
-            return Err(match e.raw_os_error() {
-                Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN | libc::ESHUTDOWN) => self
-                    .shared
-                    .lock()
-                    .dead
-                    .clone()
-                    .unwrap_or(Dead::Closed)
-                    .error(),
-                _ => Error::Io(e),
-            });
+            return Err(self.send_error(e));
         }
         Ok(tag)
+    }
+
+    fn post(&self, req: &Request<'_>) -> Result<bool> {
+        {
+            let mut p = self.shared.lock();
+            if let Some(dead) = &p.dead {
+                return Err(dead.error());
+            }
+            if let Some(failed) = p.posted_failure.take() {
+                failed.check(req.op)?;
+            }
+        }
+        self.send_flagged(POSTED_TAG, req, REQUEST_POSTED)
+            .map_err(|e| self.send_error(e))?;
+        Ok(true)
     }
 
     fn cancel(&self, tag: u32) {
@@ -299,12 +347,7 @@ impl Transport for SocketTransport {
             if p.dead.is_some() {
                 return;
             }
-            let mut t = p.next_tag;
-            while t == 0 || p.waiters.contains_key(&t) {
-                t = t.wrapping_add(1);
-            }
-            p.next_tag = t.wrapping_add(1);
-            t
+            p.fresh_tag()
         };
         // Cancel has no response; if the request already finished, the daemon ignores it.
         let _ = self.send(own, &Request::value(Op::Cancel, u64::from(tag)));
@@ -358,6 +401,17 @@ fn read_loop(sock: BorrowedFd<'_>, shared: &Shared) {
         };
         if header.magic != RESPONSE_MAGIC {
             break Dead::Protocol(format!("bad response magic {:#010x}", header.magic));
+        }
+        if header.tag == POSTED_TAG {
+            // A posted message failed; the next post reports it.
+            let mut p = shared.lock();
+            if p.posted_failure.is_none() && header.result < 0 {
+                p.posted_failure = Some(Response {
+                    result: header.result,
+                    payload: payload.to_vec(),
+                });
+            }
+            continue;
         }
         let waiter = shared.lock().waiters.remove(&header.tag);
         if let Some(tx) = waiter {

@@ -110,6 +110,8 @@ pub fn bring_up(
             if let Some(out) = &options.display_output {
                 cmd.arg("--display").arg(out.to_string());
             }
+            cmd.arg("--echo-listeners")
+                .arg(options.echo_listeners.to_string());
             let child = cmd
                 .spawn()
                 .map_err(|e| SetupError::VideoCore(format!("{}: {e}", program.display())))?;

@@ -95,6 +95,9 @@ pub struct VideoCoreOptions {
     pub display_height: u32,
     /// Where composed frames go (None = [`DisplayOutput::None`]).
     pub display_output: Option<DisplayOutput>,
+    /// `echo` servers, one connection each (default 8, as the Broadcom test server;
+    /// benchmarks and soak tests with many concurrent clients raise it).
+    pub echo_listeners: usize,
 }
 
 impl Default for VideoCoreOptions {
@@ -103,6 +106,7 @@ impl Default for VideoCoreOptions {
             display_width: 1920,
             display_height: 1080,
             display_output: None,
+            echo_listeners: 8,
         }
     }
 }
@@ -180,9 +184,9 @@ impl Kind {
     }
 
     /// Fixed listener counts; `None` = a pool that always keeps one listener free.
-    fn fixed_listeners(self) -> Option<usize> {
+    fn fixed_listeners(self, options: &VideoCoreOptions) -> Option<usize> {
         match self {
-            Kind::Echo => Some(8),
+            Kind::Echo => Some(options.echo_listeners.max(1)),
             Kind::Func => Some(2),
             _ => None,
         }
@@ -296,7 +300,7 @@ impl VideoCore {
         });
         fw.log.log(format!("dispmanx: display 0 is {w}x{h}"));
         for kind in Kind::ALL {
-            for _ in 0..kind.fixed_listeners().unwrap_or(1) {
+            for _ in 0..kind.fixed_listeners(&fw.options).unwrap_or(1) {
                 fw.add_listener(kind)?;
             }
         }
@@ -374,7 +378,7 @@ impl Firmware {
         });
         // Fixed sets (vchiq_test's echo x8, func x2) are plain servers that auto-close back
         // to LISTENING; every other service is a pool that serves any number of clients.
-        match kind.fixed_listeners() {
+        match kind.fixed_listeners(&self.options) {
             Some(_) => self.link.add_service(kind.params(), dispatch),
             None => self.link.add_service_pool(kind.params(), dispatch),
         }

@@ -126,6 +126,10 @@ pub(crate) struct Core<M: SlotMem, D: Doorbell> {
     thread: Mutex<Option<JoinHandle<()>>>,
     thread_id: OnceLock<ThreadId>,
     this: Weak<Core<M, D>>,
+    /// Set when recycled slots gave quota or slot space back; the handler then calls
+    /// `space_waker` once, outside the lock.
+    space_freed: AtomicBool,
+    space_waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl<M: SlotMem, D: Doorbell> Core<M, D> {
@@ -276,8 +280,14 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
             poke: AtomicBool::new(false),
             thread: Mutex::new(None),
             thread_id: OnceLock::new(),
+            space_freed: AtomicBool::new(false),
+            space_waker: OnceLock::new(),
             this: this.clone(),
         })
+    }
+
+    pub(crate) fn set_space_waker(&self, waker: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.space_waker.set(waker);
     }
 
     fn start_thread(self: &Arc<Self>, name: &str) -> Result<()> {
@@ -379,6 +389,11 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
             }
             let (events, done, initialised) = self.poll_once();
             self.dispatch(events);
+            if self.space_freed.swap(false, Ordering::AcqRel) {
+                if let Some(w) = self.space_waker.get() {
+                    w();
+                }
+            }
             if done {
                 break;
             }

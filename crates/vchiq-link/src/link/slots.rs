@@ -232,6 +232,7 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
             st.slot_queue_available = st.slot_queue_available.wrapping_add(1);
             st.stats.slots_reclaimed += 1;
         }
+        self.space_freed.store(true, Ordering::Release);
         self.cond.notify_all();
         Ok(())
     }

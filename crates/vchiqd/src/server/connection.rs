@@ -48,6 +48,41 @@ struct Parked {
     wait: Wait,
 }
 
+/// A QUEUE_MESSAGE that found the quota or the slots exhausted. It stays at the head of
+/// its connection: nothing the client sent after it is read until it is queued, so
+/// messages keep their order and a client that outruns the VideoCore is held back by its
+/// own socket.
+pub struct StalledMessage {
+    /// The request's tag.
+    pub tag: u32,
+    /// Answered only if it fails ([`wire::REQUEST_POSTED`]).
+    pub posted: bool,
+    /// The service handle.
+    pub handle: u32,
+    /// The request payload, and the element ranges within it.
+    pub payload: Vec<u8>,
+    /// Element byte ranges in `payload`.
+    pub parts: Vec<std::ops::Range<usize>>,
+}
+
+/// The connections with a stalled message; the link's space waker retries them.
+#[derive(Default)]
+pub struct Stalls(Mutex<Vec<std::sync::Weak<Connection>>>);
+
+impl Stalls {
+    /// Retries every stalled connection (on the link's handler thread, after a recycle).
+    pub fn retry_all(&self) {
+        let waiting = std::mem::take(&mut *lock(&self.0));
+        for c in waiting.iter().filter_map(std::sync::Weak::upgrade) {
+            c.retry_stalled();
+        }
+    }
+
+    fn add(&self, conn: &Arc<Connection>) {
+        lock(&self.0).push(Arc::downgrade(conn));
+    }
+}
+
 #[derive(Default)]
 struct Outbox {
     frames: VecDeque<Vec<u8>>,
@@ -68,6 +103,9 @@ pub struct Connection {
     /// Set by [`Connection::kick`]: the parked requests must be tried again.
     dirty: AtomicBool,
     pooled: Mutex<HashMap<u32, Arc<CancelToken>>>,
+    stalled: Mutex<Option<StalledMessage>>,
+    is_stalled: AtomicBool,
+    stalls: Arc<Stalls>,
     closed: AtomicBool,
 }
 
@@ -79,6 +117,7 @@ impl Connection {
         sock: OwnedFd,
         epoll: Arc<OwnedFd>,
         token: u64,
+        stalls: Arc<Stalls>,
     ) -> std::io::Result<Arc<Connection>> {
         let conn = Arc::new(Connection {
             driver,
@@ -90,9 +129,12 @@ impl Connection {
             parked: Mutex::new(Vec::new()),
             dirty: AtomicBool::new(false),
             pooled: Mutex::new(HashMap::new()),
+            stalled: Mutex::new(None),
+            is_stalled: AtomicBool::new(false),
+            stalls,
             closed: AtomicBool::new(false),
         });
-        let flags = Self::interest(&Outbox::default());
+        let flags = conn.interest(&Outbox::default());
         epoll::add(
             &*conn.epoll,
             &conn.sock,
@@ -115,19 +157,19 @@ impl Connection {
         self.inst.client_id()
     }
 
-    fn interest(out: &Outbox) -> epoll::EventFlags {
+    fn interest(&self, out: &Outbox) -> epoll::EventFlags {
         let mut flags = epoll::EventFlags::RDHUP;
         if !out.frames.is_empty() {
             flags |= epoll::EventFlags::OUT;
         }
-        if out.bytes < OUTBOX_LIMIT {
+        if out.bytes < OUTBOX_LIMIT && !self.is_stalled.load(Ordering::Acquire) {
             flags |= epoll::EventFlags::IN;
         }
         flags
     }
 
     fn update_interest(&self, out: &mut Outbox) {
-        let want = Self::interest(out);
+        let want = self.interest(out);
         if out.registered == Some(want) || self.closed.load(Ordering::Acquire) {
             return;
         }
@@ -194,9 +236,53 @@ impl Connection {
         self.update_interest(&mut out);
     }
 
-    /// True while the outbox is over its limit (requests are not read meanwhile).
+    /// True while the outbox is over its limit or a message is stalled (requests are not
+    /// read meanwhile).
     pub(super) fn backlogged(&self) -> bool {
-        lock(&self.out).bytes >= OUTBOX_LIMIT
+        self.is_stalled.load(Ordering::Acquire) || lock(&self.out).bytes >= OUTBOX_LIMIT
+    }
+
+    /// Holds `msg` at the head of the connection until the link has room for it.
+    pub(super) fn stall(self: &Arc<Self>, msg: StalledMessage) {
+        *lock(&self.stalled) = Some(msg);
+        self.is_stalled.store(true, Ordering::Release);
+        self.update_interest(&mut lock(&self.out));
+        // Registered first, then retried: a recycle in between is not missed.
+        self.stalls.add(self);
+        self.retry_stalled();
+    }
+
+    /// Tries the stalled message again; on success (or a final failure) the connection's
+    /// requests are read again.
+    fn retry_stalled(self: &Arc<Self>) {
+        let mut slot = lock(&self.stalled);
+        let Some(msg) = slot.as_ref() else {
+            return;
+        };
+        let slices: Vec<&[u8]> = msg.parts.iter().map(|r| &msg.payload[r.clone()]).collect();
+        let r = self
+            .driver
+            .queue_message(&self.inst, msg.handle, &slices, Blocking::No);
+        if r == Err(DriverError::WouldBlock) {
+            drop(slot);
+            if !self.closed.load(Ordering::Acquire) {
+                self.stalls.add(self);
+            }
+            return;
+        }
+        let Some(msg) = slot.take() else {
+            return;
+        };
+        self.is_stalled.store(false, Ordering::Release);
+        drop(slot);
+        if !(msg.posted && r.is_ok()) {
+            let result = r.map_or_else(super::requests::errno_result, |()| 0);
+            self.reply(
+                msg.tag,
+                super::requests::message_failed(result, Some(msg.handle), msg.posted),
+            );
+        }
+        self.update_interest(&mut lock(&self.out));
     }
 
     /// Answers `wait` now if it can be, else parks it until the instance changes.
@@ -250,9 +336,13 @@ impl Connection {
     /// The instance changed: retry the parked requests, on this thread. Never blocks: if
     /// another thread (or this one, re-entered from a retry) holds the list, that holder
     /// sees `dirty` when it lets go and retries.
-    pub(super) fn kick(&self) {
+    pub(super) fn kick(self: &Arc<Self>) {
         self.dirty.store(true, Ordering::Release);
         self.drain();
+        // A service that closed (or a VideoCore that died) ends a stalled message too.
+        if self.is_stalled.load(Ordering::Acquire) {
+            self.retry_stalled();
+        }
     }
 
     fn drain(&self) {
@@ -343,6 +433,7 @@ impl Connection {
             self.driver.cancel(&self.inst, t);
         }
         lock(&self.parked).clear();
+        *lock(&self.stalled) = None;
         self.driver.release_instance(&self.inst);
         let mut out = lock(&self.out);
         out.frames.clear();

@@ -11,8 +11,11 @@
 //!   instance's state (the instance's waker, usually the link's handler thread when the
 //!   VideoCore's message arrives), which writes the reply itself. A completion therefore
 //!   reaches the client with no hand-off to another daemon thread;
+//! - a QUEUE_MESSAGE that finds the quota or the slots exhausted stalls its connection:
+//!   it is retried when the link recycles slots (the link's space waker, on its handler
+//!   thread) and nothing after it is read meanwhile, so messages keep their order;
 //! - requests that wait in several phases (CONNECT, opening a service, CLOSE/REMOVE with
-//!   their handshakes, BLOCKING and WAITING bulks, a message waiting for quota) run on a
+//!   their handshakes, BLOCKING and WAITING bulks) run on a
 //!   small daemon-wide pool of waiter threads ([`crate::waiters`]), at most
 //!   [`connection::MAX_POOLED_PER_CONNECTION`] per connection.
 //!
@@ -38,7 +41,7 @@ use crate::driver::Driver;
 use crate::identity::{self, ClientIdentity, IdentityError};
 use crate::sys;
 use crate::waiters::Waiters;
-use connection::Connection;
+use connection::{Connection, Stalls};
 
 /// Requests read from one client before the loop turns to the others.
 pub const READ_BUDGET: usize = 64;
@@ -61,11 +64,15 @@ enum Drained {
 }
 
 /// The event loop of the socket front end.
+///
+/// Posted messages ([`vchiq_abi::wire::REQUEST_POSTED`]) are answered only on failure, so
+/// a client streams them without a round trip each.
 pub struct EventLoop {
     driver: Arc<Driver>,
     epoll: Arc<OwnedFd>,
     clients: HashMap<u64, Arc<Connection>>,
     pool: Arc<Waiters>,
+    stalls: Arc<Stalls>,
     next_token: u64,
     max_clients: usize,
     buf: Vec<u8>,
@@ -74,11 +81,17 @@ pub struct EventLoop {
 impl EventLoop {
     /// A loop for `driver` that accepts at most `max_clients` connections at once.
     pub fn new(driver: Arc<Driver>, max_clients: usize) -> io::Result<EventLoop> {
+        let stalls = Arc::new(Stalls::default());
+        let s = stalls.clone();
+        driver
+            .link()
+            .set_space_waker(Box::new(move || s.retry_all()));
         Ok(EventLoop {
             driver,
             epoll: Arc::new(epoll::create(epoll::CreateFlags::CLOEXEC)?),
             clients: HashMap::new(),
             pool: Waiters::new(),
+            stalls,
             next_token: FIRST_CLIENT,
             max_clients,
             buf: vec![0u8; wire::MAX_REQUEST],
@@ -177,6 +190,7 @@ impl EventLoop {
                 sock,
                 self.epoll.clone(),
                 token,
+                self.stalls.clone(),
             ) {
                 Ok(conn) => {
                     self.clients.insert(token, conn);

@@ -15,7 +15,7 @@ use crate::driver::{Blocking, BulkSink, CreateService, DriverError, Errno};
 use crate::sys;
 use crate::waiters::Waiters;
 
-use super::connection::{Connection, Wait};
+use super::connection::{Connection, StalledMessage, Wait};
 
 /// The largest bulk a socket client may move in one request (the link's arena is shared).
 pub const MAX_BULK: u32 = vchiq_abi::wire::MAX_BULK;
@@ -23,7 +23,7 @@ pub const MAX_BULK: u32 = vchiq_abi::wire::MAX_BULK;
 /// A response: the result and the payload.
 pub type Reply = (i64, Vec<u8>);
 
-fn errno_result(e: DriverError) -> i64 {
+pub(super) fn errno_result(e: DriverError) -> i64 {
     match e {
         DriverError::Errno(Errno(e)) => -i64::from(e),
         DriverError::WouldBlock => -i64::from(libc::EAGAIN),
@@ -90,6 +90,11 @@ pub fn handle(
         .stats
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let posted_message = hdr.flags == wire::REQUEST_POSTED && hdr.op == Op::QueueMessage as u32;
+    if hdr.flags != 0 && !posted_message {
+        conn.reply(hdr.tag, (-i64::from(libc::EINVAL), Vec::new()));
+        return Ok(());
+    }
     let payload = &frame[size_of::<RequestHeader>()..];
     Requests { conn, pool }.dispatch(hdr, payload, fds);
     Ok(())
@@ -187,28 +192,36 @@ impl Requests<'_> {
                     unit(c.driver.close_service(&c.inst, h, Blocking::Yes(t)))
                 });
             }
-            Op::QueueMessage => match decode_message(payload) {
-                Err(e) => (-i64::from(e), Vec::new()),
-                Ok((handle, parts)) => {
-                    let slices: Vec<&[u8]> = parts.iter().map(|r| &payload[r.clone()]).collect();
-                    match d.queue_message(inst, handle, &slices, Blocking::No) {
-                        Err(DriverError::WouldBlock) => {
-                            let payload = payload.to_vec();
-                            return self.spawn(tag, move |c, t| {
-                                let slices: Vec<&[u8]> =
-                                    parts.iter().map(|r| &payload[r.clone()]).collect();
-                                unit(c.driver.queue_message(
-                                    &c.inst,
+            Op::QueueMessage => {
+                let posted = hdr.flags & wire::REQUEST_POSTED != 0;
+                match decode_message(payload) {
+                    Err(e) => message_failed(-i64::from(e), None, posted),
+                    Ok((handle, parts)) => {
+                        let slices: Vec<&[u8]> =
+                            parts.iter().map(|r| &payload[r.clone()]).collect();
+                        match d.queue_message(inst, handle, &slices, Blocking::No) {
+                            Ok(()) if posted => return,
+                            Err(DriverError::WouldBlock) => {
+                                // Quota or slots are exhausted: this message waits for the
+                                // VideoCore to recycle, and nothing after it is read meanwhile.
+                                let msg = StalledMessage {
+                                    tag,
+                                    posted,
                                     handle,
-                                    &slices,
-                                    Blocking::Yes(t),
-                                ))
-                            });
+                                    payload: payload.to_vec(),
+                                    parts,
+                                };
+                                return self.conn.stall(msg);
+                            }
+                            r => message_failed(
+                                r.map_or_else(errno_result, |()| 0),
+                                Some(handle),
+                                posted,
+                            ),
                         }
-                        r => unit(r),
                     }
                 }
-            },
+            }
             Op::QueueBulkTransmit | Op::QueueBulkReceive => {
                 let Some(req) = parse::<wire::BulkRequest>(payload) else {
                     return self.reply_r(tag, inval);
@@ -320,6 +333,16 @@ impl Requests<'_> {
         };
         self.reply_r(tag, reply);
     }
+}
+
+/// The answer to a QUEUE_MESSAGE that did not go through now (or, `result == 0`, one that
+/// did); a posted message's failure carries the service handle.
+pub(super) fn message_failed(result: i64, handle: Option<u32>, posted: bool) -> Reply {
+    let payload = match (posted, handle) {
+        (true, Some(h)) => h.to_le_bytes().to_vec(),
+        _ => Vec::new(),
+    };
+    (result, payload)
 }
 
 /// Message bytes one AWAIT_COMPLETION response may carry.
