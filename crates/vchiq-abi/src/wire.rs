@@ -189,7 +189,8 @@ pub struct RequestHeader {
     pub tag: u32,
     /// An [`Op`] value.
     pub op: u32,
-    /// [`REQUEST_POSTED`] or 0; other bits are refused with EINVAL.
+    /// [`REQUEST_POSTED`] (QUEUE_MESSAGE), [`REQUEST_BATCH`] (DEQUEUE_MESSAGE) or 0; other
+    /// bits, or a flag on another op, are refused with EINVAL.
     pub flags: u32,
     /// The value argument of `_IO` ioctls (a handle, a version), else 0.
     pub arg: u64,
@@ -203,6 +204,21 @@ pub struct RequestHeader {
 /// with the request's tag, the negative errno as the result, and the service handle (u32)
 /// as the payload.
 pub const REQUEST_POSTED: u32 = 1;
+
+/// [`RequestHeader::flags`]: a DEQUEUE_MESSAGE that takes every queued message that fits
+/// one response, not just the first (it waits for the first one as a plain blocking
+/// dequeue does). The result is the number of messages; the payload holds each as a u32
+/// size and its bytes. A message larger than `bufsize` ends the batch (it is the first
+/// message of the next one, or EMSGSIZE when it is first).
+pub const REQUEST_BATCH: u32 = 2;
+
+/// [`RequestHeader::flags`]: a QUEUE_BULK_TRANSMIT whose data follows the `BulkRequest`
+/// in the frame (exactly `size` bytes, at most [`MAX_INLINE_BULK`]) instead of coming in a
+/// memfd: small bulks cost no memfd.
+pub const REQUEST_INLINE: u32 = 4;
+
+/// The largest inline bulk ([`REQUEST_INLINE`]).
+pub const MAX_INLINE_BULK: usize = 4096;
 
 /// Header of every response frame (16 bytes).
 #[derive(

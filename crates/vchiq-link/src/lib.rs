@@ -506,7 +506,34 @@ impl<M: SlotMem, D: Doorbell> Link<M, D> {
             size: data.len(),
             arena: 0,
         })?;
-        self.core().queue_bulk(h, 0, Some(data), size, userdata)
+        self.core()
+            .queue_bulk(h, 0, &mut Some(data), size, userdata, true)
+    }
+
+    /// As [`Link::queue_bulk_transmit`], without waiting: `Ok(Some(data))` gives the data
+    /// back when 4 transmits are outstanding or the arena is full.
+    ///
+    /// # Errors
+    /// As [`Link::queue_bulk_transmit`].
+    pub fn try_queue_bulk_transmit(
+        &self,
+        h: ServiceHandle,
+        data: Vec<u8>,
+        userdata: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        let size = u32::try_from(data.len()).map_err(|_| Error::BulkTooLarge {
+            size: data.len(),
+            arena: 0,
+        })?;
+        let mut data = Some(data);
+        match self
+            .core()
+            .queue_bulk(h, 0, &mut data, size, userdata, false)
+        {
+            Ok(()) => Ok(None),
+            Err(Error::WouldBlock) => Ok(data),
+            Err(e) => Err(e),
+        }
     }
 
     /// Queues a bulk receive of `size` bytes; completion is [`ServiceEvent::BulkReceiveDone`]
@@ -515,7 +542,18 @@ impl<M: SlotMem, D: Doorbell> Link<M, D> {
     /// # Errors
     /// As [`Link::queue_bulk_transmit`].
     pub fn queue_bulk_receive(&self, h: ServiceHandle, size: u32, userdata: u64) -> Result<()> {
-        self.core().queue_bulk(h, 1, None, size, userdata)
+        self.core()
+            .queue_bulk(h, 1, &mut None, size, userdata, true)
+    }
+
+    /// As [`Link::queue_bulk_receive`], without waiting: [`Error::WouldBlock`] when 4
+    /// receives are outstanding or the arena is full.
+    ///
+    /// # Errors
+    /// As [`Link::queue_bulk_transmit`], and [`Error::WouldBlock`].
+    pub fn try_queue_bulk_receive(&self, h: ServiceHandle, size: u32, userdata: u64) -> Result<()> {
+        self.core()
+            .queue_bulk(h, 1, &mut None, size, userdata, false)
     }
 
     /// Starts closing a service (sends CLOSE); completion is reported by [`ServiceEvent::Closed`].

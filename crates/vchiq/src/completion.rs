@@ -1,7 +1,10 @@
 //! The completion thread (libvchiq_arm's "VCHIQ completion", spec §4.4).
 //!
 //! One thread per instance loops on AWAIT_COMPLETION (`count` 8, `msgbufsize` 4096,
-//! `msgbufcount` = the buffers it holds, topped up to 8 before every call; the driver
+//! `msgbufcount` = the buffers it holds, topped up to 8 before every call, as
+//! libvchiq_arm does on a `/dev/vchiq` device; over the daemon socket, where every
+//! AWAIT is a round trip between processes, 64 of each, so that one wake-up of this
+//! thread carries a whole burst of completions; the driver
 //! takes buffers from the end and writes the count back), then dispatches each record:
 //! Callback services get their callback called on this thread, Queue services get the
 //! event queued. After dispatching SERVICE_CLOSED it sends CLOSE_DELIVERED, because the
@@ -30,10 +33,19 @@ use crate::instance::Core;
 use crate::service::{Event, Handler, Service, ServiceInner};
 use crate::transport::{Request, Response};
 
-/// `completions[8]` of the library's completion thread.
+/// `completions[8]` of libvchiq_arm's completion thread (a device's AWAIT).
 const AWAIT_COUNT: u32 = 8;
-/// `msgbufs[8]`: the library keeps this many message buffers offered to the driver.
-const MSGBUF_COUNT: usize = 8;
+/// Records per AWAIT over the daemon socket (and message buffers offered).
+const SOCKET_AWAIT_COUNT: u32 = 64;
+
+/// Records one AWAIT asks for (and message buffers kept offered) on this transport.
+fn await_depth(core: &Core) -> u32 {
+    if core.transport.batches() {
+        SOCKET_AWAIT_COUNT
+    } else {
+        AWAIT_COUNT
+    }
+}
 
 /// One received completion, waiting to be dispatched.
 pub(crate) struct Record {
@@ -99,15 +111,17 @@ pub(crate) fn run(core: &Arc<Core>) {
     }
 }
 
-/// Tops the message buffers up to 8 and builds the AWAIT_COMPLETION request.
+/// Tops the message buffers up and builds the AWAIT_COMPLETION request.
 fn await_request(core: &Core) -> AwaitRequest {
+    let depth = await_depth(core);
     let mut p = core.lock_pump();
-    while p.msgbufs.len() < MSGBUF_COUNT {
-        p.msgbufs.push(Vec::with_capacity(MSGBUF_SIZE));
+    // Buffers get their memory when a message is copied in.
+    while p.msgbufs.len() < depth as usize {
+        p.msgbufs.push(Vec::new());
     }
     p.offered = p.msgbufs.len() as u32;
     AwaitRequest {
-        count: AWAIT_COUNT,
+        count: depth,
         msgbufsize: MSGBUF_SIZE as u32,
         msgbufcount: p.offered,
         _pad: 0,
@@ -147,7 +161,7 @@ fn parse(core: &Core, n: i64, payload: &[u8]) -> Result<()> {
     let bad = |what: String| Error::Protocol(format!("AWAIT_COMPLETION: {what}"));
     let n = usize::try_from(n)
         .ok()
-        .filter(|&n| n <= AWAIT_COUNT as usize)
+        .filter(|&n| n <= await_depth(core) as usize)
         .ok_or_else(|| bad(format!("{n} records")))?;
     let (head, mut rest) =
         AwaitResponse::read_from_prefix(payload).map_err(|_| bad("short reply".into()))?;

@@ -157,9 +157,11 @@ impl Core {
                 next_rx_id: 0,
                 kept: Default::default(),
                 ended: false,
+                fetched: Default::default(),
             }),
             cv: Condvar::new(),
             rx_order: Mutex::new(()),
+            dequeue_order: Mutex::new(()),
         });
         {
             // In the table before CREATE_SERVICE is sent: its first completions (OPENED, a

@@ -481,6 +481,7 @@ impl Transport for NativeTransport {
                         payload: &pieces,
                         fd: None,
                         bulk: None,
+                        flags: 0,
                     };
                     let reply = if cancelled.load(Ordering::Acquire) {
                         Ok(response(Err(libc::EINTR), Vec::new()))

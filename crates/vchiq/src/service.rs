@@ -198,6 +198,8 @@ pub(crate) struct SvcState {
     pub kept: VecDeque<KeptBulk>,
     /// The completion thread has stopped: no more events will come.
     pub ended: bool,
+    /// Queue services: messages a batch dequeue took that no caller has had yet.
+    pub fetched: VecDeque<Vec<u8>>,
 }
 
 /// The shared part of a [`Service`]; the instance's table holds one per live service.
@@ -213,6 +215,9 @@ pub(crate) struct ServiceInner {
     /// Serialises "record the memfd, send the request" of CALLBACK bulk receives so that
     /// the library's FIFO matches the order the driver sees.
     pub rx_order: Mutex<()>,
+    /// Serialises dequeues, so that a batch lands in `fetched` before anyone asks the
+    /// driver again and messages keep their order.
+    pub dequeue_order: Mutex<()>,
 }
 
 impl Drop for ServiceInner {
@@ -431,30 +436,52 @@ impl Service {
 
     /// Takes the next message of a [`Handler::Queue`] service (DEQUEUE_MESSAGE).
     ///
-    /// Blocking waits for a message (other callers are not held up). Non-blocking returns
-    /// [`Error::WouldBlock`] when none is queued.
+    /// Blocking waits for a message. Non-blocking returns [`Error::WouldBlock`] when none
+    /// is queued. Over the daemon socket one request takes every message queued (a
+    /// batch); the rest are handed out by the next calls without a round trip each.
+    /// Dequeues of one service are served one at a time, in order.
     pub fn dequeue(&self, blocking: bool) -> Result<Vec<u8>> {
         self.need_queue("dequeue")?;
         let handle = self.inner.live_handle()?;
+        let _order = self
+            .inner
+            .dequeue_order
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(m) = self.inner.lock().fetched.pop_front() {
+            return Ok(m);
+        }
         let req = DequeueRequest {
             handle,
             blocking: u32::from(blocking),
             bufsize: MAX_MSG_SIZE as u32,
             null_buf: 0,
         };
-        let resp = self
-            .core()
-            .call(&Request::with(Op::DequeueMessage, &[req.as_bytes()]))?;
-        let size = resp.check(Op::DequeueMessage)?;
-        let mut data = resp.payload;
-        if usize::try_from(size).ok() != Some(data.len()) {
-            return Err(Error::Protocol(format!(
-                "DEQUEUE_MESSAGE returned {size} but carried {} bytes",
-                data.len()
-            )));
+        let payload = [req.as_bytes()];
+        let mut r = Request::with(Op::DequeueMessage, &payload);
+        let batch = self.core().transport.batches();
+        if batch {
+            r.flags = vchiq_abi::wire::REQUEST_BATCH;
         }
-        data.shrink_to_fit();
-        Ok(data)
+        let resp = self.core().call(&r)?;
+        let n = resp.check(Op::DequeueMessage)?;
+        if !batch {
+            let mut data = resp.payload;
+            if usize::try_from(n).ok() != Some(data.len()) {
+                return Err(Error::Protocol(format!(
+                    "DEQUEUE_MESSAGE returned {n} but carried {} bytes",
+                    data.len()
+                )));
+            }
+            data.shrink_to_fit();
+            return Ok(data);
+        }
+        let mut messages = split_batch(n, &resp.payload)?;
+        let first = messages
+            .pop_front()
+            .ok_or_else(|| Error::Protocol("a DEQUEUE_MESSAGE batch carried no message".into()))?;
+        self.inner.lock().fetched.extend(messages);
+        Ok(first)
     }
 
     /// The next non-message event of a [`Handler::Queue`] service: Opened, Closed, bulk
@@ -495,8 +522,9 @@ impl Service {
         }
     }
 
-    /// Sends `data` as a bulk transfer. The bytes are copied into a sealed memfd that is
-    /// passed to the daemon (bulk data never crosses the socket).
+    /// Sends `data` as a bulk transfer. Over the daemon socket, up to 4 KiB travel in the
+    /// request itself; larger transfers are copied into a sealed memfd that is passed to
+    /// the daemon.
     ///
     /// BLOCKING returns when the VideoCore has taken the data (`Ioctl` EIO if aborted);
     /// CALLBACK returns at once and reports [`Event::BulkTransmitDone`] (or `...Aborted`)
@@ -513,6 +541,18 @@ impl Service {
         };
         if self.core().transport.direct_bulk() {
             return self.bulk_transmit_direct(data, mode, req);
+        }
+        if self.core().transport.batches() && data.len() <= vchiq_abi::wire::MAX_INLINE_BULK {
+            // Small bulks travel in the request: no memfd to create, pass and read. Those
+            // whose outcome is a completion (or nothing) are posted, as messages are.
+            if matches!(mode, BulkMode::Callback | BulkMode::NoCallback) {
+                let payload = [req.as_bytes(), data];
+                let mut r = Request::with(Op::QueueBulkTransmit, &payload);
+                r.flags = vchiq_abi::wire::REQUEST_INLINE;
+                return self.core().post(&r);
+            }
+            self.bulk_call_with(Op::QueueBulkTransmit, req, None, None, Some(data))?;
+            return Ok(());
         }
         let memfd = sys::memfd_with("vchiq-bulk-tx", data)?;
         self.bulk_call(Op::QueueBulkTransmit, req, Some(&memfd), None)?;
@@ -583,6 +623,7 @@ impl Service {
                     payload: &payload,
                     fd: Some(memfd.as_fd()),
                     bulk: None,
+                    flags: 0,
                 };
                 self.submit_rx_callback(&r, len, req.userdata, RxStore::Memfd(file))?;
                 Ok(None)
@@ -629,6 +670,7 @@ impl Service {
                     payload: &payload,
                     fd: None,
                     bulk: Some(ptr),
+                    flags: 0,
                 };
                 self.submit_rx_callback(&r, len, req.userdata, RxStore::Buf(buf))?;
                 Ok(None)
@@ -727,25 +769,57 @@ impl Service {
     fn bulk_call(
         &self,
         op: Op,
-        mut req: BulkRequest,
+        req: BulkRequest,
         memfd: Option<&File>,
         bulk: Option<BulkPtr>,
     ) -> Result<Response> {
+        self.bulk_call_with(op, req, memfd, bulk, None)
+    }
+
+    /// [`Service::bulk_call`], with a transmit's bytes carried in the request itself
+    /// (`inline`, socket transport, at most [`vchiq_abi::wire::MAX_INLINE_BULK`]).
+    fn bulk_call_with(
+        &self,
+        op: Op,
+        mut req: BulkRequest,
+        memfd: Option<&File>,
+        bulk: Option<BulkPtr>,
+        mut inline: Option<&[u8]>,
+    ) -> Result<Response> {
         let mut fd = memfd.map(|f| f.as_fd());
         loop {
-            let payload = [req.as_bytes()];
+            let head = req.as_bytes();
+            let with_data;
+            let only_head;
+            let payload: &[&[u8]] = match inline {
+                Some(data) => {
+                    with_data = [head, data];
+                    &with_data
+                }
+                None => {
+                    only_head = [head];
+                    &only_head
+                }
+            };
             let resp = self.core().transport.call(&Request {
                 op,
                 arg: 0,
-                payload: &payload,
+                payload,
                 fd,
                 bulk,
+                flags: if inline.is_some() {
+                    vchiq_abi::wire::REQUEST_INLINE
+                } else {
+                    0
+                },
             })?;
             if resp.result == -i64::from(libc::EINTR) {
                 if let Ok((back, _)) = BulkResponse::read_from_prefix(&resp.payload) {
                     if back.mode == BulkMode::Waiting.raw() {
                         req.mode = back.mode;
-                        fd = None; // the driver kept the memfd with the saved waiter
+                        // The driver kept the data (or memfd) with the saved waiter.
+                        fd = None;
+                        inline = None;
                         continue;
                     }
                 }
@@ -848,4 +922,29 @@ fn bulk_size(len: usize, mode: BulkMode) -> Result<u32> {
         size: len,
         max: u32::MAX as usize,
     })
+}
+
+/// Splits a batch DEQUEUE_MESSAGE response: `count` messages, each a u32 size and its
+/// bytes.
+fn split_batch(count: i64, mut payload: &[u8]) -> Result<VecDeque<Vec<u8>>> {
+    let bad = |what: &str| Error::Protocol(format!("DEQUEUE_MESSAGE batch: {what}"));
+    let mut out = VecDeque::new();
+    for _ in 0..count {
+        let (size, rest) = payload
+            .split_at_checked(4)
+            .ok_or_else(|| bad("short size"))?;
+        let size = u32::from_le_bytes([size[0], size[1], size[2], size[3]]) as usize;
+        if size > MAX_MSG_SIZE {
+            return Err(bad("message larger than 4088 bytes"));
+        }
+        let (data, rest) = rest
+            .split_at_checked(size)
+            .ok_or_else(|| bad("short message"))?;
+        out.push_back(data.to_vec());
+        payload = rest;
+    }
+    if !payload.is_empty() {
+        return Err(bad("trailing bytes"));
+    }
+    Ok(out)
 }

@@ -16,8 +16,8 @@ use vchiq_abi::fourcc::FourCc;
 use vchiq_abi::wire::{
     AwaitRequest, AwaitResponse, BulkRequest, BulkResponse, CompletionRecord, CreateServiceRequest,
     DequeueRequest, HelloRequest, HelloResponse, NO_MESSAGE, Op, PROTOCOL_VERSION,
-    QueueMessageRequest, REQUEST_MAGIC, REQUEST_POSTED, RESPONSE_MAGIC, RequestHeader,
-    ResponseHeader,
+    QueueMessageRequest, REQUEST_BATCH, REQUEST_INLINE, REQUEST_MAGIC, REQUEST_POSTED,
+    RESPONSE_MAGIC, RequestHeader, ResponseHeader,
 };
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -300,7 +300,8 @@ fn handshake_then_orderly_shutdown() {
             f.awaits.push_front(a);
             (req, 0)
         };
-        assert_eq!((req.count, req.msgbufsize, req.msgbufcount), (8, 4096, 8));
+        // Over the socket: 64 records and buffers per AWAIT (8 on a device).
+        assert_eq!((req.count, req.msgbufsize, req.msgbufcount), (64, 4096, 64));
         f.finish(&[]);
     });
     assert_eq!(inst.client_id(), CLIENT_ID);
@@ -432,7 +433,7 @@ fn completions_reach_callbacks_in_order() {
         let r = f.expect(Op::CreateService);
         let b: CreateServiceRequest = r.parse();
         let (req, left) = f.complete(&[comp(Reason::ServiceOpened, b.userdata)]);
-        assert_eq!((req.msgbufcount, left), (8, 8));
+        assert_eq!((req.msgbufcount, left), (64, 64));
         f.reply(r.tag, 0x1002, &[]);
         let (req, left) = f.complete(&[
             Completion {
@@ -456,10 +457,10 @@ fn completions_reach_callbacks_in_order() {
                 ..comp(Reason::BulkTransmitAborted, b.userdata)
             },
         ]);
-        assert_eq!((req.msgbufcount, left), (8, 5));
+        assert_eq!((req.msgbufcount, left), (64, 61));
         // The three buffers used are replaced before the next AWAIT.
         let a2 = f.take_await();
-        assert_eq!(a2.parse::<AwaitRequest>().msgbufcount, 8);
+        assert_eq!(a2.parse::<AwaitRequest>().msgbufcount, 64);
         f.awaits.push_front(a2);
         f.finish(&[0x1001, 0x1002]);
     });
@@ -567,6 +568,7 @@ fn queue_service_dequeue_and_events() {
             (blocking.op, blocking.parse::<DequeueRequest>().blocking),
             (Op::DequeueMessage, 1)
         );
+        assert_eq!(blocking.flags, REQUEST_BATCH, "dequeues take batches");
         assert_eq!((r.op, r.arg), (Op::GetClientId, 0x2001));
         f.reply(r.tag, i64::from(CLIENT_ID), &[]);
         f.complete(&[
@@ -575,7 +577,12 @@ fn queue_service_dequeue_and_events() {
         ]);
         let r = f.expect_value(Op::CloseDelivered, 0x2001);
         f.ok(&r);
-        f.reply(blocking.tag, 7, b"payload");
+        // A batch of two: each message is a u32 size and its bytes.
+        let mut batch = 7u32.to_le_bytes().to_vec();
+        batch.extend_from_slice(b"payload");
+        batch.extend_from_slice(&6u32.to_le_bytes());
+        batch.extend_from_slice(b"second");
+        f.reply(blocking.tag, 2, &batch);
         f.finish(&[0x2001]);
     });
     let svc = inst.open_service(echo(), Handler::Queue).unwrap();
@@ -586,6 +593,8 @@ fn queue_service_dequeue_and_events() {
     assert_eq!(svc.wait_event(None).unwrap(), Event::MessageAvailable);
     assert_eq!(svc.wait_event(None).unwrap(), Event::Closed);
     assert_eq!(waiter.join().unwrap().unwrap(), b"payload");
+    // The second message of the batch comes without a request (the fake would see one).
+    assert_eq!(svc.dequeue(false).unwrap(), b"second");
     assert!(matches!(
         svc.wait_event(Some(Duration::ZERO)),
         Err(Error::Timeout)
@@ -643,10 +652,12 @@ fn bulk_transmit_sends_a_sealed_memfd() {
         );
         assert!(r2.fd.is_none());
         f.ok(&r2);
+        // A small NOCALLBACK transmit travels in the request, posted (no answer).
         let r = f.expect(Op::QueueBulkTransmit);
         assert_eq!(r.parse::<BulkRequest>().mode, BulkMode::NoCallback.raw());
-        assert!(r.fd.is_some());
-        f.ok(&r);
+        assert!(r.fd.is_none());
+        assert_eq!(r.flags, REQUEST_INLINE | REQUEST_POSTED);
+        assert_eq!(&r.payload[size_of::<BulkRequest>()..], b"x");
         f.finish(&[0x1001]);
     });
     let (handler, _rx) = recorder();

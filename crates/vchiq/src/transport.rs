@@ -42,6 +42,9 @@ pub(crate) struct Request<'a> {
     /// Bulk data in this process's memory, for transports that let the driver reach it
     /// directly ([`Transport::direct_bulk`]); the socket transport ignores it.
     pub bulk: Option<BulkPtr>,
+    /// `RequestHeader::flags` ([`vchiq_abi::wire::REQUEST_BATCH`]); only where
+    /// [`Transport::batches`].
+    pub flags: u32,
 }
 
 /// Memory the driver reads (transmit) or writes (receive) for a bulk transfer on a
@@ -87,6 +90,7 @@ impl<'a> Request<'a> {
             payload: &[],
             fd: None,
             bulk: None,
+            flags: 0,
         }
     }
 
@@ -98,6 +102,7 @@ impl<'a> Request<'a> {
             payload,
             fd: None,
             bulk: None,
+            flags: 0,
         }
     }
 }
@@ -137,6 +142,11 @@ pub(crate) trait Transport: Send + Sync {
         false
     }
 
+    /// Whether DEQUEUE_MESSAGE may take a batch ([`vchiq_abi::wire::REQUEST_BATCH`]).
+    fn batches(&self) -> bool {
+        false
+    }
+
     /// Sends `req`; its response will be sent to `reply_to` with the returned tag.
     fn submit(&self, req: &Request<'_>, reply_to: Sender<Reply>) -> Result<u32>;
 
@@ -146,7 +156,8 @@ pub(crate) trait Transport: Send + Sync {
     /// Closes the connection: pending and later requests fail with [`Error::Closed`].
     fn close(&self);
 
-    /// Sends a QUEUE_MESSAGE without waiting for its outcome, if this transport can
+    /// Sends a QUEUE_MESSAGE (or a CALLBACK/NOCALLBACK bulk transmit) without waiting for
+    /// its outcome, if this transport can
     /// (`Ok(true)`); a failure is reported by a later `post`. `Ok(false)`: the caller
     /// must [`Transport::call`] instead.
     fn post(&self, _req: &Request<'_>) -> Result<bool> {
@@ -274,7 +285,7 @@ impl SocketTransport {
     }
 
     fn send(&self, tag: u32, req: &Request<'_>) -> std::io::Result<()> {
-        self.send_flagged(tag, req, 0)
+        self.send_flagged(tag, req, req.flags)
     }
 
     fn send_flagged(&self, tag: u32, req: &Request<'_>, flags: u32) -> std::io::Result<()> {
@@ -309,6 +320,10 @@ impl SocketTransport {
 }
 
 impl Transport for SocketTransport {
+    fn batches(&self) -> bool {
+        true
+    }
+
     fn submit(&self, req: &Request<'_>, reply_to: Sender<Reply>) -> Result<u32> {
         let tag = {
             let mut p = self.shared.lock();
@@ -336,7 +351,7 @@ impl Transport for SocketTransport {
                 failed.check(req.op)?;
             }
         }
-        self.send_flagged(POSTED_TAG, req, REQUEST_POSTED)
+        self.send_flagged(POSTED_TAG, req, REQUEST_POSTED | req.flags)
             .map_err(|e| self.send_error(e))?;
         Ok(true)
     }

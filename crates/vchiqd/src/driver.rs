@@ -101,6 +101,19 @@ pub trait BulkSink: Send + 'static {
     fn deliver(&mut self, data: &[u8]) -> std::result::Result<(), Errno>;
 }
 
+/// What a [`Driver::try_bulk`] moves.
+pub enum Transfer {
+    /// A transmit of these bytes.
+    Transmit(Vec<u8>),
+    /// A receive of `size` bytes into `sink`.
+    Receive {
+        /// Bytes to receive.
+        size: u32,
+        /// Where they go.
+        sink: Option<Box<dyn BulkSink>>,
+    },
+}
+
 /// A CREATE_SERVICE request.
 #[derive(Clone, Copy, Debug)]
 pub struct CreateService {
@@ -934,6 +947,41 @@ impl Driver {
             mode,
             thread,
             blocking,
+            true,
+        )
+    }
+
+    /// QUEUE_BULK_TRANSMIT or QUEUE_BULK_RECEIVE in CALLBACK or NOCALLBACK mode that never
+    /// waits, not even for room in the link (4 outstanding per service, the shared bulk
+    /// arena): [`DriverError::WouldBlock`] then, and nothing was queued. For front ends
+    /// that serve many clients on one thread.
+    pub fn try_bulk(
+        &self,
+        inst: &Instance,
+        handle: u32,
+        transfer: Transfer,
+        userdata: u64,
+        mode: BulkMode,
+    ) -> Result<()> {
+        if matches!(mode, BulkMode::Blocking | BulkMode::Waiting) {
+            return err(libc::EINVAL);
+        }
+        let (dir, data, size, sink) = match transfer {
+            Transfer::Transmit(data) => (Dir::Transmit, data, 0, None),
+            Transfer::Receive { size, sink } => (Dir::Receive, Vec::new(), size, sink),
+        };
+        self.bulk(
+            inst,
+            handle,
+            dir,
+            data,
+            size,
+            sink,
+            userdata,
+            mode,
+            0,
+            Blocking::No,
+            false,
         )
     }
 
@@ -961,6 +1009,7 @@ impl Driver {
             mode,
             thread,
             blocking,
+            true,
         )
     }
 
@@ -977,6 +1026,7 @@ impl Driver {
         mode: BulkMode,
         thread: u32,
         blocking: Blocking<'_>,
+        queue_wait: bool,
     ) -> Result<()> {
         let id = if mode == BulkMode::Waiting {
             let mut g = inst.lock();
@@ -1027,14 +1077,27 @@ impl Driver {
                 },
             );
             drop(g);
-            let r = match dir {
-                Dir::Transmit => self.link.queue_bulk_transmit(link, data, id),
-                Dir::Receive => self.link.queue_bulk_receive(link, size, id),
+            let r = match (dir, queue_wait) {
+                (Dir::Transmit, true) => self.link.queue_bulk_transmit(link, data, id),
+                (Dir::Receive, true) => self.link.queue_bulk_receive(link, size, id),
+                (Dir::Transmit, false) => match self.link.try_queue_bulk_transmit(link, data, id) {
+                    Ok(None) => Ok(()),
+                    Ok(Some(_)) => Err(vchiq_link::Error::WouldBlock),
+                    Err(e) => Err(e),
+                },
+                (Dir::Receive, false) => self.link.try_queue_bulk_receive(link, size, id),
             };
-            if let Err(e) = r {
-                tracing::debug!("queue bulk: {e}");
-                inst.lock().bulks.remove(&id);
-                return err(libc::EIO);
+            match r {
+                Ok(()) => {}
+                Err(vchiq_link::Error::WouldBlock) => {
+                    inst.lock().bulks.remove(&id);
+                    return Err(DriverError::WouldBlock);
+                }
+                Err(e) => {
+                    tracing::debug!("queue bulk: {e}");
+                    inst.lock().bulks.remove(&id);
+                    return err(libc::EIO);
+                }
             }
             if mode != BulkMode::Blocking {
                 return Ok(());

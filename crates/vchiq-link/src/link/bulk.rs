@@ -274,15 +274,17 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
 
     // ------------------------------------------------------------------ public operations
 
+    /// Queues a bulk; `data` is taken once it is queued. With `wait` false a bulk that
+    /// finds 4 outstanding or the arena full returns [`Error::WouldBlock`], `data` untouched.
     pub(crate) fn queue_bulk(
         &self,
         h: ServiceHandle,
         dir: usize,
-        data: Option<Vec<u8>>,
+        data: &mut Option<Vec<u8>>,
         size: u32,
         userdata: u64,
+        wait: bool,
     ) -> Result<()> {
-        let mut data = data;
         let mut st = self.lock();
         if self.role == Role::Slave && !st.arena.could_fit(size as usize) {
             return Err(Error::BulkTooLarge {
@@ -344,6 +346,9 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
                         }
                     }
                 }
+            }
+            if !wait {
+                return Err(Error::WouldBlock);
             }
             st = self.wait(st);
         }

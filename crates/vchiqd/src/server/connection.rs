@@ -22,7 +22,7 @@ use zerocopy::IntoBytes;
 use crate::driver::{Blocking, CancelToken, Driver, DriverError, Instance};
 use crate::sys;
 
-use super::requests::{Reply, encode_await, encode_dequeue};
+use super::requests::{Reply, encode_await};
 
 /// Reply bytes a connection may have queued before its requests stop being read.
 pub const OUTBOX_LIMIT: usize = 1 << 20;
@@ -39,8 +39,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub enum Wait {
     /// AWAIT_COMPLETION with nothing queued.
     Await(wire::AwaitRequest),
-    /// A blocking DEQUEUE_MESSAGE with nothing queued.
-    Dequeue(wire::DequeueRequest),
+    /// A blocking DEQUEUE_MESSAGE with nothing queued (and whether it is a batch).
+    Dequeue(wire::DequeueRequest, bool),
 }
 
 struct Parked {
@@ -292,7 +292,7 @@ impl Connection {
             match self.attempt(wait) {
                 Some(reply) => Some(reply),
                 None => {
-                    if let Wait::Dequeue(req) = wait {
+                    if let Wait::Dequeue(req, _) = wait {
                         self.driver
                             .set_dequeue_waiting(&self.inst, req.handle, true);
                     }
@@ -323,13 +323,7 @@ impl Connection {
                 Err(DriverError::WouldBlock) => None,
                 r => Some(encode_await(r)),
             },
-            Wait::Dequeue(req) => {
-                let discard = req.null_buf != 0;
-                match d.dequeue_message(inst, req.handle, req.bufsize, discard, Blocking::No) {
-                    Err(DriverError::WouldBlock) => None,
-                    r => Some(encode_dequeue(r)),
-                }
-            }
+            Wait::Dequeue(req, batch) => super::requests::dequeue(d, inst, req, batch),
         }
     }
 
@@ -358,7 +352,7 @@ impl Connection {
                     None => i += 1,
                     Some(reply) => {
                         let p = parked.remove(i);
-                        if let Wait::Dequeue(req) = p.wait {
+                        if let Wait::Dequeue(req, _) = p.wait {
                             self.driver
                                 .set_dequeue_waiting(&self.inst, req.handle, false);
                         }
@@ -381,6 +375,17 @@ impl Connection {
         tag: u32,
         f: impl FnOnce(&Connection, &CancelToken) -> Reply + Send + 'static,
     ) {
+        self.pooled_with(pool, tag, move |c, t| Some(f(c, t)));
+    }
+
+    /// As [`Connection::pooled`]; `f` returning `None` sends no reply (a posted request
+    /// that succeeded).
+    fn pooled_with(
+        self: &Arc<Self>,
+        pool: &Arc<crate::waiters::Waiters>,
+        tag: u32,
+        f: impl FnOnce(&Connection, &CancelToken) -> Option<Reply> + Send + 'static,
+    ) {
         let token = CancelToken::new();
         {
             let mut pooled = lock(&self.pooled);
@@ -394,11 +399,40 @@ impl Connection {
         let submitted = pool.submit(Box::new(move || {
             let reply = f(&conn, &token);
             lock(&conn.pooled).remove(&tag);
-            conn.reply(tag, reply);
+            if let Some(reply) = reply {
+                conn.reply(tag, reply);
+            }
         }));
         if !submitted {
             lock(&self.pooled).remove(&tag);
             self.reply(tag, (-i64::from(libc::EAGAIN), Vec::new()));
+        }
+    }
+
+    /// As [`Connection::pooled`], holding the connection meanwhile: nothing the client
+    /// sent after this request is read until it is done (a bulk the link had no room for
+    /// keeps its place among the service's bulks).
+    /// A `posted` request is answered only if it fails.
+    pub(super) fn pooled_in_order(
+        self: &Arc<Self>,
+        pool: &Arc<crate::waiters::Waiters>,
+        tag: u32,
+        posted: bool,
+        f: impl FnOnce(&Connection, &CancelToken) -> Reply + Send + 'static,
+    ) {
+        self.is_stalled.store(true, Ordering::Release);
+        self.update_interest(&mut lock(&self.out));
+        let conn = self.clone();
+        self.pooled_with(pool, tag, move |c, t| {
+            let reply = f(c, t);
+            conn.is_stalled.store(false, Ordering::Release);
+            conn.update_interest(&mut lock(&conn.out));
+            (!posted || reply.0 < 0).then_some(reply)
+        });
+        // Refused by the pool (answered EAGAIN): nothing holds the connection.
+        if !lock(&self.pooled).contains_key(&tag) {
+            self.is_stalled.store(false, Ordering::Release);
+            self.update_interest(&mut lock(&self.out));
         }
     }
 
@@ -413,7 +447,7 @@ impl Connection {
                 .map(|i| parked.remove(i))
         };
         if let Some(p) = removed {
-            if let Wait::Dequeue(req) = p.wait {
+            if let Wait::Dequeue(req, _) = p.wait {
                 self.driver
                     .set_dequeue_waiting(&self.inst, req.handle, false);
             }

@@ -11,7 +11,7 @@ use vchiq_abi::fourcc::FourCc;
 use vchiq_abi::wire::{self, Op, RequestHeader};
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::driver::{Blocking, BulkSink, CreateService, DriverError, Errno};
+use crate::driver::{Blocking, BulkSink, CreateService, DriverError, Errno, Transfer};
 use crate::sys;
 use crate::waiters::Waiters;
 
@@ -45,6 +45,65 @@ impl BulkSink for MemfdSink {
     fn deliver(&mut self, data: &[u8]) -> Result<(), Errno> {
         sys::pwrite_all(self.0.as_fd(), data, 0)
             .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))
+    }
+}
+
+/// Where a bulk's bytes are.
+enum BulkMemory {
+    /// WAITING: the bytes were given by the interrupted request.
+    None,
+    /// The client's sealed memfd.
+    Memfd(OwnedFd),
+    /// In the request frame ([`wire::REQUEST_INLINE`], transmits up to
+    /// [`wire::MAX_INLINE_BULK`]).
+    Inline,
+}
+
+/// Runs a bulk that may wait (BLOCKING, WAITING, or one the link had no room for).
+fn run_bulk(
+    c: &Connection,
+    req: wire::BulkRequest,
+    mode: BulkMode,
+    transmit: bool,
+    data: Vec<u8>,
+    memory: BulkMemory,
+    blocking: Blocking<'_>,
+) -> Reply {
+    let r = if transmit {
+        c.driver.bulk_transmit(
+            &c.inst,
+            req.handle,
+            data,
+            req.userdata,
+            mode,
+            req.thread,
+            blocking,
+        )
+    } else {
+        let sink = match memory {
+            BulkMemory::Memfd(fd) => Some(Box::new(MemfdSink(fd)) as Box<dyn BulkSink>),
+            _ => None,
+        };
+        c.driver.bulk_receive(
+            &c.inst,
+            req.handle,
+            req.size,
+            sink,
+            req.userdata,
+            mode,
+            req.thread,
+            blocking,
+        )
+    };
+    match r {
+        Err(DriverError::Errno(crate::driver::BULK_INTERRUPTED)) => {
+            let resp = wire::BulkResponse {
+                mode: BulkMode::Waiting as u32,
+                _pad: 0,
+            };
+            (-i64::from(libc::EINTR), resp.as_bytes().to_vec())
+        }
+        r => unit(r),
     }
 }
 
@@ -90,8 +149,11 @@ pub fn handle(
         .stats
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let posted_message = hdr.flags == wire::REQUEST_POSTED && hdr.op == Op::QueueMessage as u32;
-    if hdr.flags != 0 && !posted_message {
+    let flagged = (hdr.flags == wire::REQUEST_POSTED && hdr.op == Op::QueueMessage as u32)
+        || (hdr.flags == wire::REQUEST_BATCH && hdr.op == Op::DequeueMessage as u32)
+        || (hdr.flags & !(wire::REQUEST_INLINE | wire::REQUEST_POSTED) == 0
+            && hdr.op == Op::QueueBulkTransmit as u32);
+    if hdr.flags != 0 && !flagged {
         conn.reply(hdr.tag, (-i64::from(libc::EINVAL), Vec::new()));
         return Ok(());
     }
@@ -118,7 +180,109 @@ impl Requests<'_> {
         self.conn.reply(tag, reply);
     }
 
-    fn dispatch(&self, hdr: RequestHeader, payload: &[u8], mut fds: Vec<OwnedFd>) {
+    /// QUEUE_BULK_TRANSMIT / QUEUE_BULK_RECEIVE. BLOCKING and WAITING bulks run on the
+    /// pool; CALLBACK and NOCALLBACK ones are queued now, or, when the link has no room
+    /// (4 outstanding on the service, the arena full), on the pool with the connection
+    /// held so that nothing overtakes them.
+    fn bulk(&self, op: Op, hdr: RequestHeader, payload: &[u8], mut fds: Vec<OwnedFd>) {
+        let tag = hdr.tag;
+        let inval = || (-i64::from(libc::EINVAL), Vec::new());
+        let Some(req) = parse::<wire::BulkRequest>(payload) else {
+            return self.reply_r(tag, inval());
+        };
+        let Ok(mode) = BulkMode::try_from(req.mode) else {
+            return self.reply_r(tag, (-i64::from(libc::EIO), Vec::new()));
+        };
+        let transmit = op == Op::QueueBulkTransmit;
+        let inline = hdr.flags & wire::REQUEST_INLINE != 0;
+        // Posted: CALLBACK and NOCALLBACK transmits only (their outcome is a completion).
+        let posted = hdr.flags & wire::REQUEST_POSTED != 0;
+        if posted && matches!(mode, BulkMode::Blocking | BulkMode::Waiting) {
+            return self.reply_r(tag, inval());
+        }
+        let answer = |reply: Reply| {
+            if !posted {
+                self.reply_r(tag, reply);
+            } else if reply.0 < 0 {
+                self.reply_r(tag, message_failed(reply.0, Some(req.handle), true));
+            }
+        };
+        let inline_data = &payload[size_of::<wire::BulkRequest>()..];
+        let memory = if mode == BulkMode::Waiting {
+            BulkMemory::None
+        } else if inline {
+            if !transmit || !fds.is_empty() || inline_data.len() != req.size as usize {
+                return self.reply_r(tag, inval());
+            }
+            BulkMemory::Inline
+        } else {
+            if req.size > MAX_BULK || fds.len() != 1 {
+                return self.reply_r(tag, inval());
+            }
+            let fd = fds.remove(0);
+            if let Err(e) = check_memfd(&fd, req.size) {
+                return self.reply_r(tag, (-i64::from(e), Vec::new()));
+            }
+            BulkMemory::Memfd(fd)
+        };
+        let data = |memory: &BulkMemory| -> Result<Vec<u8>, i32> {
+            match memory {
+                BulkMemory::Memfd(fd) if transmit => {
+                    let mut data = vec![0u8; req.size as usize];
+                    sys::pread_exact(fd.as_fd(), &mut data, 0).map_err(|_| libc::EFAULT)?;
+                    Ok(data)
+                }
+                BulkMemory::Inline => Ok(inline_data.to_vec()),
+                _ => Ok(Vec::new()),
+            }
+        };
+        let bytes = match data(&memory) {
+            Ok(d) => d,
+            Err(e) => return self.reply_r(tag, (-i64::from(e), Vec::new())),
+        };
+        if matches!(mode, BulkMode::Blocking | BulkMode::Waiting) {
+            return self.spawn(tag, move |c, t| {
+                run_bulk(c, req, mode, transmit, bytes, memory, Blocking::Yes(t))
+            });
+        }
+        let (d, inst) = (&self.conn.driver, &self.conn.inst);
+        let transfer = if transmit {
+            Transfer::Transmit(bytes)
+        } else {
+            // A duplicate: the sink is dropped if the link has no room, and the retry
+            // needs the memfd again.
+            let sink = match &memory {
+                BulkMemory::Memfd(fd) => match fd.try_clone() {
+                    Ok(fd) => Some(Box::new(MemfdSink(fd)) as Box<dyn BulkSink>),
+                    Err(_) => return self.reply_r(tag, (-i64::from(libc::EMFILE), Vec::new())),
+                },
+                _ => None,
+            };
+            Transfer::Receive {
+                size: req.size,
+                sink,
+            }
+        };
+        match d.try_bulk(inst, req.handle, transfer, req.userdata, mode) {
+            Err(DriverError::WouldBlock) => {
+                let bytes = match data(&memory) {
+                    Ok(d) => d,
+                    Err(e) => return self.reply_r(tag, (-i64::from(e), Vec::new())),
+                };
+                self.conn
+                    .pooled_in_order(self.pool, tag, posted, move |c, t| {
+                        let r = run_bulk(c, req, mode, transmit, bytes, memory, Blocking::Yes(t));
+                        if posted && r.0 < 0 {
+                            return message_failed(r.0, Some(req.handle), true);
+                        }
+                        r
+                    });
+            }
+            r => answer(unit(r)),
+        }
+    }
+
+    fn dispatch(&self, hdr: RequestHeader, payload: &[u8], fds: Vec<OwnedFd>) {
         let tag = hdr.tag;
         let Some(op) = Op::from_u32(hdr.op) else {
             return self.reply_r(tag, (-i64::from(libc::ENOTTY), Vec::new()));
@@ -223,74 +387,7 @@ impl Requests<'_> {
                 }
             }
             Op::QueueBulkTransmit | Op::QueueBulkReceive => {
-                let Some(req) = parse::<wire::BulkRequest>(payload) else {
-                    return self.reply_r(tag, inval);
-                };
-                let Ok(mode) = BulkMode::try_from(req.mode) else {
-                    return self.reply_r(tag, (-i64::from(libc::EIO), Vec::new()));
-                };
-                let fd = if mode == BulkMode::Waiting {
-                    None
-                } else {
-                    if req.size > MAX_BULK || fds.len() != 1 {
-                        return self.reply_r(tag, inval);
-                    }
-                    let fd = fds.remove(0);
-                    if let Err(e) = check_memfd(&fd, req.size) {
-                        return self.reply_r(tag, (-i64::from(e), Vec::new()));
-                    }
-                    Some(fd)
-                };
-                let transmit = op == Op::QueueBulkTransmit;
-                let data = match (&fd, transmit) {
-                    (Some(fd), true) => {
-                        let mut data = vec![0u8; req.size as usize];
-                        if sys::pread_exact(fd.as_fd(), &mut data, 0).is_err() {
-                            return self.reply_r(tag, (-i64::from(libc::EFAULT), Vec::new()));
-                        }
-                        data
-                    }
-                    _ => Vec::new(),
-                };
-                let run = move |c: &Connection, blocking: Blocking<'_>| {
-                    let r = if transmit {
-                        c.driver.bulk_transmit(
-                            &c.inst,
-                            req.handle,
-                            data,
-                            req.userdata,
-                            mode,
-                            req.thread,
-                            blocking,
-                        )
-                    } else {
-                        let sink = fd.map(|fd| Box::new(MemfdSink(fd)) as Box<dyn BulkSink>);
-                        c.driver.bulk_receive(
-                            &c.inst,
-                            req.handle,
-                            req.size,
-                            sink,
-                            req.userdata,
-                            mode,
-                            req.thread,
-                            blocking,
-                        )
-                    };
-                    match r {
-                        Err(DriverError::Errno(crate::driver::BULK_INTERRUPTED)) => {
-                            let resp = wire::BulkResponse {
-                                mode: BulkMode::Waiting as u32,
-                                _pad: 0,
-                            };
-                            (-i64::from(libc::EINTR), resp.as_bytes().to_vec())
-                        }
-                        r => unit(r),
-                    }
-                };
-                if matches!(mode, BulkMode::Blocking | BulkMode::Waiting) {
-                    return self.spawn(tag, move |c, t| run(c, Blocking::Yes(t)));
-                }
-                run(self.conn, Blocking::No)
+                return self.bulk(op, hdr, payload, fds);
             }
             Op::AwaitCompletion => {
                 let Some(req) = parse::<wire::AwaitRequest>(payload) else {
@@ -302,17 +399,14 @@ impl Requests<'_> {
                 let Some(req) = parse::<wire::DequeueRequest>(payload) else {
                     return self.reply_r(tag, inval);
                 };
+                let batch = hdr.flags & wire::REQUEST_BATCH != 0;
                 if req.blocking != 0 {
-                    return self.conn.park(tag, Wait::Dequeue(req));
+                    return self.conn.park(tag, Wait::Dequeue(req, batch));
                 }
-                let discard = req.null_buf != 0;
-                encode_dequeue(d.dequeue_message(
-                    inst,
-                    req.handle,
-                    req.bufsize,
-                    discard,
-                    Blocking::No,
-                ))
+                match dequeue(d, inst, req, batch) {
+                    Some(reply) => reply,
+                    None => encode_dequeue(Err(DriverError::WouldBlock)),
+                }
             }
             Op::GetClientId => (i64::from(d.get_client_id(inst, hdr.arg as u32)), Vec::new()),
             Op::GetConfig => match d.get_config(hdr.arg.min(u64::from(u32::MAX)) as u32) {
@@ -343,6 +437,42 @@ pub(super) fn message_failed(result: i64, handle: Option<u32>, posted: bool) -> 
         _ => Vec::new(),
     };
     (result, payload)
+}
+
+/// DEQUEUE_MESSAGE without waiting: `None` when nothing is queued. A batch takes every
+/// queued message that fits one response ([`wire::REQUEST_BATCH`]).
+pub(super) fn dequeue(
+    d: &crate::driver::Driver,
+    inst: &crate::driver::Instance,
+    req: wire::DequeueRequest,
+    batch: bool,
+) -> Option<Reply> {
+    let discard = req.null_buf != 0;
+    let first = d.dequeue_message(inst, req.handle, req.bufsize, discard, Blocking::No);
+    if first == Err(DriverError::WouldBlock) {
+        return None;
+    }
+    if !batch || discard {
+        return Some(encode_dequeue(first));
+    }
+    let Ok((size, data)) = first else {
+        return Some(encode_dequeue(first));
+    };
+    let mut payload = size.to_le_bytes().to_vec();
+    payload.extend_from_slice(&data.unwrap_or_default());
+    let mut count = 1i64;
+    // Only messages that surely fit the response are taken.
+    while payload.len() + 4 + vchiq_abi::defs::MAX_MSG_SIZE <= budget() {
+        match d.dequeue_message(inst, req.handle, req.bufsize, false, Blocking::No) {
+            Ok((size, data)) => {
+                payload.extend_from_slice(&size.to_le_bytes());
+                payload.extend_from_slice(&data.unwrap_or_default());
+                count += 1;
+            }
+            Err(_) => break,
+        }
+    }
+    Some((count, payload))
 }
 
 /// Message bytes one AWAIT_COMPLETION response may carry.
