@@ -31,6 +31,7 @@ pub mod driver;
 pub mod fuse;
 pub mod identity;
 pub mod link;
+pub mod parking;
 pub mod server;
 pub mod sys;
 pub mod waiters;

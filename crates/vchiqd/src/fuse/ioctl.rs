@@ -10,6 +10,7 @@
 //! [`Session::finish`] so that an interrupt and a late result never both reply.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use vchiq_abi::args::{
     AbiArgs, AwaitCompletionArgs, CompletionDataArgs, CreateServiceArgs, DequeueMessageArgs,
@@ -104,6 +105,7 @@ impl BulkSink for ProcessSink {
 /// One decoded ioctl request.
 struct Req<'a> {
     inst: Arc<Instance>,
+    file: Arc<super::OpenFile>,
     unique: u64,
     caller: Caller,
     layout: Layout,
@@ -145,6 +147,7 @@ pub(super) fn handle(s: &Arc<Session>, hdr: &InHeader, body: &[u8]) {
     let data = rest.get(..io.in_size as usize).unwrap_or(rest);
     let req = Req {
         inst: file.inst.clone(),
+        file: file.clone(),
         unique: hdr.unique,
         caller: Caller {
             tid: hdr.pid as i32,
@@ -413,38 +416,22 @@ fn await_completion(s: &Arc<Session>, r: &Req<'_>) -> Option<IoctlReply> {
     let caller = r.caller;
     // No more records than were checked: a batch never runs past the validated `buf`.
     let count = most as u32;
-    match s.driver.await_completion(
-        &r.inst,
+    let inst = r.inst.clone();
+    let retry = move |s: &Session| match s.driver.await_completion(
+        &inst,
         count,
         a.msgbufsize,
         a.msgbufcount,
         usize::MAX,
         Blocking::No,
     ) {
-        Err(DriverError::WouldBlock) => {
-            let inst = r.inst.clone();
-            let unique = r.unique;
-            s.defer(unique, &r.inst, move |s, t| {
-                let res = s.driver.await_completion(
-                    &inst,
-                    count,
-                    a.msgbufsize,
-                    a.msgbufcount,
-                    usize::MAX,
-                    Blocking::Yes(t),
-                );
-                let reply = res
-                    .map_err(errno_of)
-                    .and_then(|out| deliver_await(caller, layout, a, &msgbufs, out));
-                s.finish(unique, &reply);
-            });
-            None
-        }
+        Err(DriverError::WouldBlock) => None,
         res => Some(
             res.map_err(errno_of)
                 .and_then(|out| deliver_await(caller, layout, a, &msgbufs, out)),
         ),
-    }
+    };
+    s.park(&r.file, r.unique, Box::new(retry), |_| {}, None)
 }
 
 /// Reads the message-buffer pointers a batch may use (from the end of the array) and
@@ -520,28 +507,46 @@ fn dequeue_message(s: &Arc<Session>, r: &Req<'_>) -> Option<IoctlReply> {
         }
         Ok((size as i32, Vec::new()))
     };
-    match s
-        .driver
-        .dequeue_message(&r.inst, a.handle, a.bufsize, discard, Blocking::No)
-    {
-        Err(DriverError::WouldBlock) if a.blocking => {
-            let inst = r.inst.clone();
-            let unique = r.unique;
-            s.defer(unique, &r.inst, move |s, t| {
-                let reply = finish(s.driver.dequeue_message(
-                    &inst,
-                    a.handle,
-                    a.bufsize,
-                    discard,
-                    Blocking::Yes(t),
-                ));
-                s.finish(unique, &reply);
-            });
-            None
-        }
-        Err(DriverError::WouldBlock) => Some(Err(libc::EWOULDBLOCK)),
+    let attempt = move |s: &Session, inst: &Instance| match s.driver.dequeue_message(
+        inst,
+        a.handle,
+        a.bufsize,
+        discard,
+        Blocking::No,
+    ) {
+        Err(DriverError::WouldBlock) => None,
         res => Some(finish(res)),
+    };
+    if !a.blocking {
+        return Some(attempt(s, &r.inst).unwrap_or(Err(libc::EWOULDBLOCK)));
     }
+    // While it waits, a new message raises no MESSAGE_AVAILABLE (as in the kernel); the
+    // mark is taken back when it is answered or interrupted.
+    let parked = Arc::new(AtomicBool::new(false));
+    let (inst, mark) = (r.inst.clone(), parked.clone());
+    let retry = move |s: &Session| {
+        let reply = attempt(s, &inst)?;
+        if mark.swap(false, Ordering::AcqRel) {
+            s.driver.set_dequeue_waiting(&inst, a.handle, false);
+        }
+        Some(reply)
+    };
+    let (inst, mark) = (r.inst.clone(), parked.clone());
+    let undo = Box::new(move |s: &Session| {
+        if mark.swap(false, Ordering::AcqRel) {
+            s.driver.set_dequeue_waiting(&inst, a.handle, false);
+        }
+    });
+    s.park(
+        &r.file,
+        r.unique,
+        Box::new(retry),
+        |s| {
+            parked.store(true, Ordering::Release);
+            s.driver.set_dequeue_waiting(&r.inst, a.handle, true);
+        },
+        Some(undo),
+    )
 }
 
 fn get_config(s: &Session, r: &Req<'_>) -> IoctlReply {

@@ -69,6 +69,7 @@ use zerocopy::{FromBytes, IntoBytes};
 
 use crate::driver::{CancelToken, Driver, Instance};
 use crate::identity::{ClientIdentity, PinMethod};
+use crate::parking::Parking;
 use abi::{InHeader, OutHeader, opcode};
 
 /// Inode of the one file.
@@ -347,10 +348,36 @@ fn warn_request_timeout() {
 }
 
 /// One open file (shared by dup and fork).
-struct OpenFile {
+pub(crate) struct OpenFile {
     inst: Arc<Instance>,
     /// The dump text served by READ, taken at offset 0 so that a reader sees one snapshot.
     dump: Mutex<Vec<u8>>,
+    /// AWAIT_COMPLETION and blocking DEQUEUE_MESSAGE requests that found nothing: kept as
+    /// data and retried by the thread that changes the instance (its waker), which then
+    /// writes the caller's memory and the reply itself. No thread waits for them.
+    parked: Parking<ParkedIoctl>,
+}
+
+/// Tries a parked ioctl again: `None` while it would still wait.
+pub(crate) type Retry = Box<dyn FnMut(&Session) -> Option<IoctlReply> + Send>;
+
+/// Undoes what parking did, for a parked ioctl that leaves unanswered (an interrupt).
+pub(crate) type Undo = Box<dyn FnOnce(&Session) + Send>;
+
+/// A parked ioctl: its FUSE request and how to try it again.
+pub(crate) struct ParkedIoctl {
+    unique: u64,
+    retry: Retry,
+    on_drop: Option<Undo>,
+}
+
+impl OpenFile {
+    /// The instance changed: retry the parked requests on this thread (never blocks).
+    fn kick(&self, s: &Session) {
+        self.parked.kick(&mut |p| (p.retry)(s), &mut |p, reply| {
+            s.finish(p.unique, &reply);
+        });
+    }
 }
 
 /// A request answered later.
@@ -470,6 +497,54 @@ impl Session {
             self.reply_ioctl(unique, r);
         }
         mine
+    }
+
+    /// Answers `retry` now if it can, else parks it in `file` until the instance changes.
+    /// `on_drop` undoes what parking did if the request leaves unanswered.
+    pub(crate) fn park(
+        &self,
+        file: &Arc<OpenFile>,
+        unique: u64,
+        retry: Retry,
+        on_park: impl FnOnce(&Session),
+        on_drop: Option<Undo>,
+    ) -> Option<IoctlReply> {
+        let item = ParkedIoctl {
+            unique,
+            retry,
+            on_drop,
+        };
+        file.parked.park(
+            item,
+            &mut |p| (p.retry)(self),
+            |_| {
+                on_park(self);
+                lock(&self.pending).insert(
+                    unique,
+                    Pending {
+                        token: CancelToken::new(),
+                        inst: file.inst.clone(),
+                    },
+                );
+            },
+            &mut |p, reply| {
+                self.finish(p.unique, &reply);
+            },
+        )
+    }
+
+    /// Takes a parked request out of its file (an interrupt): true if it was parked.
+    fn unpark(&self, unique: u64) -> bool {
+        let files: Vec<_> = lock(&self.files).values().cloned().collect();
+        for f in files {
+            if let Some(p) = f.parked.take(|p| p.unique == unique) {
+                if let Some(undo) = p.on_drop {
+                    undo(self);
+                }
+                return true;
+            }
+        }
+        false
     }
 
     /// Runs `f` on a worker thread; `f` answers with [`Session::finish`].
@@ -665,7 +740,7 @@ impl Session {
         );
     }
 
-    fn open(&self, hdr: &InHeader) {
+    fn open(self: &Arc<Self>, hdr: &InHeader) {
         if hdr.nodeid != FILE_ID {
             return self.reply_err(hdr.unique, libc::EISDIR);
         }
@@ -678,13 +753,19 @@ impl Session {
             Err(e) => return self.reply_err(hdr.unique, ioctl::errno_of(e)),
         };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.files).insert(
-            fh,
-            Arc::new(OpenFile {
-                inst,
-                dump: Mutex::new(Vec::new()),
-            }),
-        );
+        let file = Arc::new(OpenFile {
+            inst,
+            dump: Mutex::new(Vec::new()),
+            parked: Parking::default(),
+        });
+        // Weak: the session and the file own the instance, not the other way round.
+        let (ws, wf) = (Arc::downgrade(self), Arc::downgrade(&file));
+        file.inst.set_waker(Box::new(move || {
+            if let (Some(s), Some(f)) = (ws.upgrade(), wf.upgrade()) {
+                f.kick(&s);
+            }
+        }));
+        lock(&self.files).insert(fh, file);
         self.reply(
             hdr.unique,
             &abi::OpenOut {
@@ -737,6 +818,11 @@ impl Session {
     /// result if it won the race). A wait that cannot be cancelled is answered with EINTR
     /// after [`INTERRUPT_GRACE`] by a watchdog.
     fn interrupt(self: &Arc<Self>, target: u64) {
+        if self.unpark(target) {
+            // Parked, not on a thread: answered here and now.
+            self.finish(target, &Err(libc::EINTR));
+            return;
+        }
         let Some((token, inst)) = lock(&self.pending)
             .get(&target)
             .map(|p| (p.token.clone(), p.inst.clone()))

@@ -20,6 +20,7 @@ use vchiq_abi::wire::{self, ResponseHeader};
 use zerocopy::IntoBytes;
 
 use crate::driver::{Blocking, CancelToken, Driver, DriverError, Instance};
+use crate::parking::Parking;
 use crate::sys;
 
 use super::requests::{Reply, encode_await};
@@ -99,9 +100,7 @@ pub struct Connection {
     epoll: Arc<OwnedFd>,
     token: u64,
     out: Mutex<Outbox>,
-    parked: Mutex<Vec<Parked>>,
-    /// Set by [`Connection::kick`]: the parked requests must be tried again.
-    dirty: AtomicBool,
+    parked: Parking<Parked>,
     pooled: Mutex<HashMap<u32, Arc<CancelToken>>>,
     stalled: Mutex<Option<StalledMessage>>,
     is_stalled: AtomicBool,
@@ -126,8 +125,7 @@ impl Connection {
             epoll,
             token,
             out: Mutex::new(Outbox::default()),
-            parked: Mutex::new(Vec::new()),
-            dirty: AtomicBool::new(false),
+            parked: Parking::default(),
             pooled: Mutex::new(HashMap::new()),
             stalled: Mutex::new(None),
             is_stalled: AtomicBool::new(false),
@@ -287,25 +285,28 @@ impl Connection {
 
     /// Answers `wait` now if it can be, else parks it until the instance changes.
     pub(super) fn park(&self, tag: u32, wait: Wait) {
-        let answer = {
-            let mut parked = lock(&self.parked);
-            match self.attempt(wait) {
-                Some(reply) => Some(reply),
-                None => {
-                    if let Wait::Dequeue(req, _) = wait {
-                        self.driver
-                            .set_dequeue_waiting(&self.inst, req.handle, true);
-                    }
-                    parked.push(Parked { tag, wait });
-                    None
+        let answer = self.parked.park(
+            Parked { tag, wait },
+            &mut |p| self.attempt(p.wait),
+            |p| {
+                if let Wait::Dequeue(req, _) = p.wait {
+                    self.driver
+                        .set_dequeue_waiting(&self.inst, req.handle, true);
                 }
-            }
-        };
+            },
+            &mut |p, reply| self.answer(p, reply),
+        );
         if let Some(reply) = answer {
             self.reply(tag, reply);
         }
-        // A change that came while we held the list is retried now.
-        self.drain();
+    }
+
+    fn answer(&self, p: Parked, reply: Reply) {
+        if let Wait::Dequeue(req, _) = p.wait {
+            self.driver
+                .set_dequeue_waiting(&self.inst, req.handle, false);
+        }
+        self.reply(p.tag, reply);
     }
 
     /// Tries a parked request once; `None` while it would still wait.
@@ -327,43 +328,13 @@ impl Connection {
         }
     }
 
-    /// The instance changed: retry the parked requests, on this thread. Never blocks: if
-    /// another thread (or this one, re-entered from a retry) holds the list, that holder
-    /// sees `dirty` when it lets go and retries.
+    /// The instance changed: retry the parked requests, on this thread (never blocks).
     pub(super) fn kick(self: &Arc<Self>) {
-        self.dirty.store(true, Ordering::Release);
-        self.drain();
+        self.parked
+            .kick(&mut |p| self.attempt(p.wait), &mut |p, r| self.answer(p, r));
         // A service that closed (or a VideoCore that died) ends a stalled message too.
         if self.is_stalled.load(Ordering::Acquire) {
             self.retry_stalled();
-        }
-    }
-
-    fn drain(&self) {
-        while self.dirty.load(Ordering::Acquire) {
-            let Ok(mut parked) = self.parked.try_lock() else {
-                return;
-            };
-            self.dirty.store(false, Ordering::Release);
-            let mut answers = Vec::new();
-            let mut i = 0;
-            while i < parked.len() {
-                match self.attempt(parked[i].wait) {
-                    None => i += 1,
-                    Some(reply) => {
-                        let p = parked.remove(i);
-                        if let Wait::Dequeue(req, _) = p.wait {
-                            self.driver
-                                .set_dequeue_waiting(&self.inst, req.handle, false);
-                        }
-                        answers.push((p.tag, reply));
-                    }
-                }
-            }
-            drop(parked);
-            for (tag, reply) in answers {
-                self.reply(tag, reply);
-            }
         }
     }
 
@@ -439,14 +410,7 @@ impl Connection {
     /// CANCEL of the request `tag`: a parked one is answered EINTR at once, a pooled one
     /// is interrupted.
     pub(super) fn cancel(&self, tag: u32) {
-        let removed = {
-            let mut parked = lock(&self.parked);
-            parked
-                .iter()
-                .position(|p| p.tag == tag)
-                .map(|i| parked.remove(i))
-        };
-        if let Some(p) = removed {
+        if let Some(p) = self.parked.take(|p| p.tag == tag) {
             if let Wait::Dequeue(req, _) = p.wait {
                 self.driver
                     .set_dequeue_waiting(&self.inst, req.handle, false);
@@ -466,7 +430,7 @@ impl Connection {
         for t in &tokens {
             self.driver.cancel(&self.inst, t);
         }
-        lock(&self.parked).clear();
+        self.parked.clear();
         *lock(&self.stalled) = None;
         self.driver.release_instance(&self.inst);
         let mut out = lock(&self.out);
