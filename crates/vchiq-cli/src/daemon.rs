@@ -1,14 +1,10 @@
 //! `vchiq daemon` and the hidden `vchiq videocore` (the VideoCore as a separate process).
 
-use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
-use vchiq_link::doorbell::EventFd;
-use vchiq_link::shm::SharedMemory;
 use vchiqd::{Daemon, DaemonOptions, VideoCoreMode, VideoCoreOptions};
 use videocore::DisplayOutput;
 
@@ -153,26 +149,12 @@ pub fn run(a: DaemonArgs) -> Result<ExitCode> {
 }
 
 pub fn run_videocore(a: VideoCoreArgs) -> Result<ExitCode> {
-    // Die with the daemon: a VideoCore without its ARM has nothing to do.
-    vchiqd::sys::die_with_parent();
-    let signals = vchiqd::sys::block_termination_signals()?;
-    // The descriptors were inherited from vchiqd on purpose; check each is open before
-    // taking ownership of it.
-    let take = |fd: i32| -> Result<OwnedFd> {
-        if fd < 3 || !vchiqd::sys::fd_is_open(fd) {
-            bail!("descriptor {fd} is not open: vchiq videocore must be started by vchiqd");
-        }
-        Ok(vchiqd::sys::own_fd(fd))
+    let fds = vchiqd::link::InheritedLink {
+        shm: a.shm_fd,
+        vc_bell: a.vc_bell_fd,
+        arm_bell: a.arm_bell_fd,
     };
-    let mem = Arc::new(SharedMemory::from_fd(take(a.shm_fd)?)?);
-    let vc_bell = Arc::new(EventFd::from_fd(take(a.vc_bell_fd)?)?);
-    let arm_bell = Arc::new(EventFd::from_fd(take(a.arm_bell_fd)?)?);
-    let link = vchiq_link::Link::master(mem, vc_bell, arm_bell).context("validating slot zero")?;
-    let vc = videocore::VideoCore::start(
-        link,
-        vc_options(a.display_size, &a.display, a.echo_listeners)?,
-    )?;
-    let _ = vchiqd::sys::poll_readable(&[std::os::fd::AsFd::as_fd(&signals)], -1);
-    vc.stop();
+    let options = vc_options(a.display_size, &a.display, a.echo_listeners)?;
+    vchiqd::link::run_videocore_process(fds, options).context("vchiq videocore")?;
     Ok(ExitCode::SUCCESS)
 }

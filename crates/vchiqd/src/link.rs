@@ -126,3 +126,47 @@ pub fn bring_up(
         })?;
     Ok((link, runner))
 }
+
+/// The descriptors a VideoCore process inherits from the daemon that started it (the
+/// `--shm-fd`, `--vc-bell-fd` and `--arm-bell-fd` arguments [`bring_up`] passes).
+#[derive(Clone, Copy, Debug)]
+pub struct InheritedLink {
+    /// The link's shared memory (a memfd).
+    pub shm: i32,
+    /// The eventfd that wakes the VideoCore.
+    pub vc_bell: i32,
+    /// The eventfd that wakes the driver.
+    pub arm_bell: i32,
+}
+
+/// The VideoCore process's life: takes over the inherited link, validates slot zero,
+/// runs the VideoCore until SIGINT/SIGTERM (or the daemon's death, which kills it), then
+/// stops it. The counterpart of [`VideoCoreMode::Process`] in [`bring_up`].
+///
+/// # Errors
+/// A descriptor that is not open (not started by vchiqd), a slot zero that does not
+/// validate, or a VideoCore that does not start.
+pub fn run_videocore_process(
+    fds: InheritedLink,
+    options: VideoCoreOptions,
+) -> Result<(), SetupError> {
+    // A VideoCore without its ARM has nothing to do.
+    sys::die_with_parent();
+    let signals = sys::block_termination_signals()?;
+    let take = |fd: i32| -> Result<std::os::fd::OwnedFd, SetupError> {
+        if fd < 3 || !sys::fd_is_open(fd) {
+            return Err(SetupError::VideoCore(format!(
+                "descriptor {fd} is not open: vchiq videocore must be started by vchiqd"
+            )));
+        }
+        Ok(sys::own_fd(fd))
+    };
+    let mem = Arc::new(SharedMemory::from_fd(take(fds.shm)?)?);
+    let vc_bell = Arc::new(EventFd::from_fd(take(fds.vc_bell)?)?);
+    let arm_bell = Arc::new(EventFd::from_fd(take(fds.arm_bell)?)?);
+    let link = Link::master(mem, vc_bell, arm_bell)?;
+    let vc = VideoCore::start(link, options).map_err(|e| SetupError::VideoCore(e.to_string()))?;
+    let _ = sys::poll_readable(&[std::os::fd::AsFd::as_fd(&signals)], -1);
+    vc.stop();
+    Ok(())
+}
