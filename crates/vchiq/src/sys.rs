@@ -149,8 +149,18 @@ pub(crate) fn memfd_sized(name: &str, len: usize) -> io::Result<File> {
 
 /// The first `len` bytes of `file`.
 pub(crate) fn read_all(file: &File, len: usize) -> io::Result<Vec<u8>> {
-    let mut data = vec![0u8; len];
-    file.read_exact_at(&mut data, 0)?;
+    // Read into spare capacity: no zeroing of a buffer about to be overwritten.
+    let mut data: Vec<u8> = Vec::with_capacity(len);
+    while data.len() < len {
+        let at = data.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut data), at) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    data.truncate(len);
     Ok(data)
 }
 

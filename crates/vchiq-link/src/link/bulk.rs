@@ -108,9 +108,7 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
                     if dir == TX {
                         self.mem.write(start, l.data.as_deref().unwrap_or(&[]))?;
                     } else {
-                        let mut v = vec![0u8; r.size as usize];
-                        self.mem.read(start, &mut v)?;
-                        received = Some(v);
+                        received = Some(self.mem.read_vec(start, r.size as usize)?);
                     }
                     actual = r.size as i32;
                 } else {
@@ -207,18 +205,15 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
             (TX, false) => ServiceEvent::BulkTransmitAborted {
                 userdata: l.userdata,
             },
-            (_, true) => {
-                let mut data = vec![0u8; l.size as usize];
-                match self.mem.read(off, &mut data) {
-                    Ok(()) => ServiceEvent::BulkReceiveDone {
-                        userdata: l.userdata,
-                        data,
-                    },
-                    Err(_) => ServiceEvent::BulkReceiveAborted {
-                        userdata: l.userdata,
-                    },
-                }
-            }
+            (_, true) => match self.mem.read_vec(off, l.size as usize) {
+                Ok(data) => ServiceEvent::BulkReceiveDone {
+                    userdata: l.userdata,
+                    data,
+                },
+                Err(_) => ServiceEvent::BulkReceiveAborted {
+                    userdata: l.userdata,
+                },
+            },
             (_, false) => ServiceEvent::BulkReceiveAborted {
                 userdata: l.userdata,
             },

@@ -228,9 +228,7 @@ impl Requests<'_> {
         let data = |memory: &BulkMemory| -> Result<Vec<u8>, i32> {
             match memory {
                 BulkMemory::Memfd(fd) if transmit => {
-                    let mut data = vec![0u8; req.size as usize];
-                    sys::pread_exact(fd.as_fd(), &mut data, 0).map_err(|_| libc::EFAULT)?;
-                    Ok(data)
+                    sys::pread_vec(fd.as_fd(), req.size as usize, 0).map_err(|_| libc::EFAULT)
                 }
                 BulkMemory::Inline => Ok(inline_data.to_vec()),
                 _ => Ok(Vec::new()),
