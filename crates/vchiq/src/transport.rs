@@ -2,12 +2,17 @@
 //!
 //! # Multiplexing
 //!
-//! A request is submitted with a reply channel and gets a tag; its response comes back on
-//! that channel whenever the daemon answers, in any order. [`SocketTransport`] has **one
-//! dedicated reader thread** (`vchiq-reader`) that receives every response frame and routes
-//! it by tag; callers only send (`sendmsg` of one `SOCK_SEQPACKET` packet is atomic, so no
-//! send lock is needed) and then wait on their own channel. A blocking request (AWAIT,
-//! blocking DEQUEUE, BLOCKING bulk) therefore blocks only its caller.
+//! Every request gets a tag and its response comes back whenever the daemon answers, in
+//! any order; callers only send (`sendmsg` of one `SOCK_SEQPACKET` packet is atomic, so no
+//! send lock is needed). Responses are read **leader/follower**: a caller waiting in
+//! [`Transport::call`] reads the socket itself when no other thread is reading, routes
+//! every response it receives by tag, and returns when its own arrives, so a response
+//! costs no hand-off to another thread when its caller is the one reading (the
+//! completion thread's AWAIT_COMPLETION, most of the time). Callers that arrive while
+//! another thread reads wait for it to hand them their response. Requests whose replies
+//! go to a channel ([`Transport::submit`]) are read for by the `vchiq-reader` thread,
+//! which reads only while such a request waits and no caller leads. A blocking request
+//! (AWAIT, blocking DEQUEUE, BLOCKING bulk) therefore blocks only its caller.
 //!
 //! When the daemon hangs up (EOF), the socket breaks, or a response breaks the protocol,
 //! the reader marks the transport dead and fails every pending request; every later
@@ -17,7 +22,7 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use vchiq_abi::wire::{
@@ -205,16 +210,31 @@ impl Dead {
 /// kept until the next post reports it. Never given to a request that waits.
 const POSTED_TAG: u32 = u32::MAX;
 
+/// Where a request's response goes.
+enum Waiter {
+    /// A [`Transport::submit`] caller's channel.
+    Channel(Sender<Reply>),
+    /// A [`Transport::call`] caller: the response, once read.
+    Slot(Option<Response>),
+}
+
 struct Pending {
     next_tag: u32,
-    waiters: HashMap<u32, Sender<Reply>>,
+    waiters: HashMap<u32, Waiter>,
     dead: Option<Dead>,
     /// The first failure of a posted message not yet reported.
     posted_failure: Option<Response>,
+    /// A thread is reading the socket (a caller or the reader thread).
+    leader: bool,
 }
 
 struct Shared {
     pending: Mutex<Pending>,
+    /// Signalled when a response is routed to a slot, the leader lets go, or the
+    /// connection dies.
+    cv: Condvar,
+    /// The leader's receive buffer (only the leader touches it).
+    buf: Mutex<Vec<u8>>,
 }
 
 impl Pending {
@@ -235,18 +255,73 @@ impl Shared {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Marks the connection dead and fails every waiter.
+    /// Marks the connection dead and fails every waiter (a response already read is
+    /// still delivered).
     fn kill(&self, why: Dead) {
-        let waiters = {
+        let channels: Vec<(u32, Sender<Reply>)> = {
             let mut p = self.lock();
             if p.dead.is_none() {
                 p.dead = Some(why);
             }
-            std::mem::take(&mut p.waiters)
+            let tags: Vec<u32> = p
+                .waiters
+                .iter()
+                .filter(|(_, w)| matches!(w, Waiter::Channel(_)))
+                .map(|(t, _)| *t)
+                .collect();
+            tags.into_iter()
+                .filter_map(|t| match p.waiters.remove(&t) {
+                    Some(Waiter::Channel(tx)) => Some((t, tx)),
+                    _ => None,
+                })
+                .collect()
         };
+        self.cv.notify_all();
         let dead = self.lock().dead.clone().unwrap_or(Dead::Closed);
-        for (tag, tx) in waiters {
+        for (tag, tx) in channels {
             let _ = tx.send((tag, Err(dead.error())));
+        }
+    }
+
+    /// Reads one response and routes it (the caller is the leader). `Err` once the
+    /// connection is dead (it has been killed).
+    fn read_one(&self, sock: BorrowedFd<'_>) -> std::result::Result<(), ()> {
+        let mut buf = self.buf.lock().unwrap_or_else(PoisonError::into_inner);
+        let why = match read_frame(sock, &mut buf) {
+            Ok((tag, response)) => {
+                self.route(tag, response);
+                return Ok(());
+            }
+            Err(why) => why,
+        };
+        drop(buf);
+        self.kill(why);
+        Err(())
+    }
+
+    fn route(&self, tag: u32, response: Response) {
+        let mut p = self.lock();
+        if tag == POSTED_TAG {
+            // A posted request failed; the next post reports it.
+            if p.posted_failure.is_none() && response.result < 0 {
+                p.posted_failure = Some(response);
+            }
+            return;
+        }
+        match p.waiters.get_mut(&tag) {
+            Some(Waiter::Slot(slot)) => {
+                *slot = Some(response);
+                drop(p);
+                self.cv.notify_all();
+            }
+            Some(Waiter::Channel(_)) => {
+                if let Some(Waiter::Channel(tx)) = p.waiters.remove(&tag) {
+                    drop(p);
+                    let _ = tx.send((tag, Ok(response)));
+                }
+            }
+            // A response to nobody (a request abandoned after a send error) is dropped.
+            None => {}
         }
     }
 }
@@ -268,7 +343,10 @@ impl SocketTransport {
                 waiters: HashMap::new(),
                 dead: None,
                 posted_failure: None,
+                leader: false,
             }),
+            cv: Condvar::new(),
+            buf: Mutex::new(vec![0u8; MAX_FRAME]),
         });
         let reader = {
             let sock = Arc::clone(&sock);
@@ -331,14 +409,61 @@ impl Transport for SocketTransport {
                 return Err(dead.error());
             }
             let tag = p.fresh_tag();
-            p.waiters.insert(tag, reply_to);
+            p.waiters.insert(tag, Waiter::Channel(reply_to));
+            tag
+        };
+        // The reader thread may be needed now.
+        self.shared.cv.notify_all();
+        if let Err(e) = self.send(tag, req) {
+            self.shared.lock().waiters.remove(&tag);
+            return Err(self.send_error(e));
+        }
+        Ok(tag)
+    }
+
+    fn call(&self, req: &Request<'_>) -> Result<Response> {
+        let tag = {
+            let mut p = self.shared.lock();
+            if let Some(dead) = &p.dead {
+                return Err(dead.error());
+            }
+            let tag = p.fresh_tag();
+            p.waiters.insert(tag, Waiter::Slot(None));
             tag
         };
         if let Err(e) = self.send(tag, req) {
             self.shared.lock().waiters.remove(&tag);
             return Err(self.send_error(e));
         }
-        Ok(tag)
+        let shared = &self.shared;
+        let mut p = shared.lock();
+        loop {
+            if let Some(Waiter::Slot(slot)) = p.waiters.get_mut(&tag) {
+                if let Some(response) = slot.take() {
+                    p.waiters.remove(&tag);
+                    return Ok(response);
+                }
+            }
+            if let Some(dead) = &p.dead {
+                let e = dead.error();
+                p.waiters.remove(&tag);
+                return Err(e);
+            }
+            if p.leader {
+                p = shared.cv.wait(p).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            // Nobody is reading: read until this response arrives.
+            p.leader = true;
+            drop(p);
+            let read = shared.read_one(self.sock.as_fd());
+            p = shared.lock();
+            p.leader = false;
+            shared.cv.notify_all();
+            if read.is_err() {
+                continue; // dead: reported above, after a response that was read
+            }
+        }
     }
 
     fn post(&self, req: &Request<'_>) -> Result<bool> {
@@ -369,7 +494,10 @@ impl Transport for SocketTransport {
     }
 
     fn close(&self) {
+        // A leader in recv sees the end of file; a reader thread waiting for work sees
+        // the connection dead.
         sys::shutdown_socket(self.sock.as_fd());
+        self.shared.kill(Dead::Closed);
         let reader = self
             .reader
             .lock()
@@ -378,7 +506,6 @@ impl Transport for SocketTransport {
         if let Some(reader) = reader {
             let _ = reader.join();
         }
-        self.shared.kill(Dead::Closed);
     }
 }
 
@@ -388,55 +515,65 @@ impl Drop for SocketTransport {
     }
 }
 
-/// The reader thread: routes every response to its waiter until the connection dies.
+/// The reader thread: reads while a [`Transport::submit`] request waits and no caller is
+/// reading, until the connection dies.
 fn read_loop(sock: BorrowedFd<'_>, shared: &Shared) {
-    let mut buf = vec![0u8; MAX_FRAME];
-    let why = loop {
-        let got = match sys::recv_frame(sock, &mut buf) {
-            Ok(got) => got,
-            Err(_) => break Dead::Closed,
-        };
-        // Responses never carry descriptors; any that arrive are closed right here.
-        drop(got.fds);
-        if got.len == 0 {
-            break Dead::Closed;
-        }
-        if got.truncated {
-            break Dead::Protocol(format!(
-                "a response of {} bytes exceeds MAX_FRAME ({MAX_FRAME})",
-                got.len
-            ));
-        }
-        let frame = &buf[..got.len];
-        let Ok((header, payload)) = ResponseHeader::read_from_prefix(frame) else {
-            break Dead::Protocol(format!(
-                "a response of {} bytes is shorter than its header",
-                got.len
-            ));
-        };
-        if header.magic != RESPONSE_MAGIC {
-            break Dead::Protocol(format!("bad response magic {:#010x}", header.magic));
-        }
-        if header.tag == POSTED_TAG {
-            // A posted message failed; the next post reports it.
+    loop {
+        {
             let mut p = shared.lock();
-            if p.posted_failure.is_none() && header.result < 0 {
-                p.posted_failure = Some(Response {
-                    result: header.result,
-                    payload: payload.to_vec(),
-                });
+            loop {
+                if p.dead.is_some() {
+                    return;
+                }
+                let needed = p.waiters.values().any(|w| matches!(w, Waiter::Channel(_)));
+                if needed && !p.leader {
+                    p.leader = true;
+                    break;
+                }
+                p = shared.cv.wait(p).unwrap_or_else(PoisonError::into_inner);
             }
-            continue;
         }
-        let waiter = shared.lock().waiters.remove(&header.tag);
-        if let Some(tx) = waiter {
-            let response = Response {
-                result: header.result,
-                payload: payload.to_vec(),
-            };
-            let _ = tx.send((header.tag, Ok(response)));
+        let read = shared.read_one(sock);
+        shared.lock().leader = false;
+        shared.cv.notify_all();
+        if read.is_err() {
+            return;
         }
-        // A response to nobody (a request abandoned after a send error) is dropped.
+    }
+}
+
+/// Receives one response frame: its tag and the response, or why the connection is dead.
+fn read_frame(sock: BorrowedFd<'_>, buf: &mut [u8]) -> std::result::Result<(u32, Response), Dead> {
+    let got = sys::recv_frame(sock, buf).map_err(|_| Dead::Closed)?;
+    // Responses never carry descriptors; any that arrive are closed right here.
+    drop(got.fds);
+    if got.len == 0 {
+        return Err(Dead::Closed);
+    }
+    if got.truncated {
+        return Err(Dead::Protocol(format!(
+            "a response of {} bytes exceeds MAX_FRAME ({MAX_FRAME})",
+            got.len
+        )));
+    }
+    let frame = &buf[..got.len];
+    let Ok((header, payload)) = ResponseHeader::read_from_prefix(frame) else {
+        return Err(Dead::Protocol(format!(
+            "a response of {} bytes is shorter than its header",
+            got.len
+        )));
     };
-    shared.kill(why);
+    if header.magic != RESPONSE_MAGIC {
+        return Err(Dead::Protocol(format!(
+            "bad response magic {:#010x}",
+            header.magic
+        )));
+    }
+    Ok((
+        header.tag,
+        Response {
+            result: header.result,
+            payload: payload.to_vec(),
+        },
+    ))
 }
