@@ -21,6 +21,8 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+use crate::ioctl::Ioctl;
+
 /// The protocol version spoken by this crate. A daemon refuses other major versions in
 /// [`Op::Hello`] with `-EPROTO`.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -121,58 +123,54 @@ pub enum Op {
 impl Op {
     /// Decodes an op number; `None` for unknown values.
     pub fn from_u32(v: u32) -> Option<Op> {
-        use Op::*;
-        Some(match v {
-            0 => Connect,
-            1 => Shutdown,
-            2 => CreateService,
-            3 => RemoveService,
-            4 => QueueMessage,
-            5 => QueueBulkTransmit,
-            6 => QueueBulkReceive,
-            7 => AwaitCompletion,
-            8 => DequeueMessage,
-            9 => GetClientId,
-            10 => GetConfig,
-            11 => CloseService,
-            12 => UseService,
-            13 => ReleaseService,
-            14 => SetServiceOption,
-            15 => DumpPhysMem,
-            16 => LibVersion,
-            17 => CloseDelivered,
-            0x100 => Hello,
-            0x101 => Cancel,
-            0x102 => Status,
-            _ => return None,
-        })
+        match v {
+            0x100 => Some(Op::Hello),
+            0x101 => Some(Op::Cancel),
+            0x102 => Some(Op::Status),
+            v => Ioctl::from_nr(v).map(Op::from),
+        }
+    }
+
+    /// The ioctl this op is, `None` for the daemon's own ops.
+    pub fn ioctl(self) -> Option<Ioctl> {
+        Ioctl::from_nr(self as u32)
     }
 
     /// The name used in logs (the ioctl name for ioctl ops).
     pub fn name(self) -> &'static str {
-        use Op::*;
-        match self {
-            Connect => "CONNECT",
-            Shutdown => "SHUTDOWN",
-            CreateService => "CREATE_SERVICE",
-            RemoveService => "REMOVE_SERVICE",
-            QueueMessage => "QUEUE_MESSAGE",
-            QueueBulkTransmit => "QUEUE_BULK_TRANSMIT",
-            QueueBulkReceive => "QUEUE_BULK_RECEIVE",
-            AwaitCompletion => "AWAIT_COMPLETION",
-            DequeueMessage => "DEQUEUE_MESSAGE",
-            GetClientId => "GET_CLIENT_ID",
-            GetConfig => "GET_CONFIG",
-            CloseService => "CLOSE_SERVICE",
-            UseService => "USE_SERVICE",
-            ReleaseService => "RELEASE_SERVICE",
-            SetServiceOption => "SET_SERVICE_OPTION",
-            DumpPhysMem => "DUMP_PHYS_MEM",
-            LibVersion => "LIB_VERSION",
-            CloseDelivered => "CLOSE_DELIVERED",
-            Hello => "HELLO",
-            Cancel => "CANCEL",
-            Status => "STATUS",
+        match (self, self.ioctl()) {
+            (_, Some(ioctl)) => ioctl.name(),
+            (Op::Hello, None) => "HELLO",
+            (Op::Cancel, None) => "CANCEL",
+            (Op::Status, None) => "STATUS",
+            (_, None) => "UNKNOWN",
+        }
+    }
+}
+
+/// The op that forwards an ioctl: same number, same name. This and [`Op::ioctl`] are the
+/// only places the two lists meet; a test keeps them equal.
+impl From<Ioctl> for Op {
+    fn from(i: Ioctl) -> Op {
+        match i {
+            Ioctl::Connect => Op::Connect,
+            Ioctl::Shutdown => Op::Shutdown,
+            Ioctl::CreateService => Op::CreateService,
+            Ioctl::RemoveService => Op::RemoveService,
+            Ioctl::QueueMessage => Op::QueueMessage,
+            Ioctl::QueueBulkTransmit => Op::QueueBulkTransmit,
+            Ioctl::QueueBulkReceive => Op::QueueBulkReceive,
+            Ioctl::AwaitCompletion => Op::AwaitCompletion,
+            Ioctl::DequeueMessage => Op::DequeueMessage,
+            Ioctl::GetClientId => Op::GetClientId,
+            Ioctl::GetConfig => Op::GetConfig,
+            Ioctl::CloseService => Op::CloseService,
+            Ioctl::UseService => Op::UseService,
+            Ioctl::ReleaseService => Op::ReleaseService,
+            Ioctl::SetServiceOption => Op::SetServiceOption,
+            Ioctl::DumpPhysMem => Op::DumpPhysMem,
+            Ioctl::LibVersion => Op::LibVersion,
+            Ioctl::CloseDelivered => Op::CloseDelivered,
         }
     }
 }
@@ -417,6 +415,22 @@ const _: () = assert!(size_of::<CompletionRecord>() == 24);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_ioctl_is_the_op_of_its_number_and_name() {
+        for i in Ioctl::ALL {
+            let op = Op::from(i);
+            assert_eq!(op as u32, i.nr(), "{}", i.name());
+            assert_eq!(op.ioctl(), Some(i));
+            assert_eq!(op.name(), i.name());
+            assert_eq!(Op::from_u32(i.nr()), Some(op));
+        }
+        for op in [Op::Hello, Op::Cancel, Op::Status] {
+            assert_eq!(op.ioctl(), None);
+            assert_eq!(Op::from_u32(op as u32), Some(op));
+        }
+        assert_eq!(Op::from_u32(18), None);
+    }
 
     #[test]
     fn ops_round_trip() {

@@ -58,15 +58,6 @@ pub fn ioctl(c: &Conn, cmd: u32, arg: u64) -> IoResult {
         return Err(libc::ENOTTY);
     };
     match io {
-        Ioctl::Connect => value(c, Op::Connect, 0),
-        Ioctl::Shutdown => value(c, Op::Shutdown, 0),
-        Ioctl::RemoveService => value(c, Op::RemoveService, arg),
-        Ioctl::CloseService => value(c, Op::CloseService, arg),
-        Ioctl::GetClientId => value(c, Op::GetClientId, arg),
-        Ioctl::UseService => value(c, Op::UseService, arg),
-        Ioctl::ReleaseService => value(c, Op::ReleaseService, arg),
-        Ioctl::LibVersion => value(c, Op::LibVersion, arg),
-        Ioctl::CloseDelivered => value(c, Op::CloseDelivered, arg),
         Ioctl::DumpPhysMem => Err(libc::ENOTTY),
         Ioctl::CreateService => create_service(c, arg),
         Ioctl::QueueMessage => queue_message(c, arg),
@@ -90,6 +81,9 @@ pub fn ioctl(c: &Conn, cmd: u32, arg: u64) -> IoResult {
             };
             result(&c.call(Op::SetServiceOption, 0, &[req.as_bytes()], None)?)
         }
+        // The by-value ioctls (CONNECT, REMOVE_SERVICE, ...): the op is the ioctl, its
+        // value argument passes through (the daemon ignores it where there is none).
+        _ => value(c, Op::from(io), arg),
     }
 }
 

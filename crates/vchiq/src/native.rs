@@ -61,7 +61,7 @@ use vchiq_abi::common::Header;
 use vchiq_abi::defs::{HEADER_SIZE, MAX_ELEMENTS};
 use vchiq_abi::enums::BulkMode;
 use vchiq_abi::fourcc::FourCc;
-use vchiq_abi::ioctl::Ioctl;
+
 use vchiq_abi::wire::{
     AwaitRequest, AwaitResponse, BulkRequest, BulkResponse, CompletionRecord, CreateServiceRequest,
     DequeueRequest, HelloResponse, NO_MESSAGE, Op, PROTOCOL_VERSION, QueueMessageRequest,
@@ -239,21 +239,11 @@ fn execute(file: &File, req: &Request<'_>, cancelled: Option<&AtomicBool>) -> Re
 fn execute_once(file: &File, req: &Request<'_>) -> Result<Response> {
     let fd: BorrowedFd<'_> = file.as_fd();
     let op = req.op;
-    let value_ioctl = |ioctl: Ioctl| response(raw::value(fd, ioctl, req.arg), Vec::new());
     Ok(match op {
         Op::Hello => response(Ok(0), hello().as_bytes().to_vec()),
         Op::Status => return Err(bad(op, "answered by NativeTransport::call")),
         Op::Cancel => return Err(bad(op, "not a request on this transport")),
         Op::DumpPhysMem => response(Err(libc::ENOTTY), Vec::new()),
-        Op::Connect => value_ioctl(Ioctl::Connect),
-        Op::Shutdown => value_ioctl(Ioctl::Shutdown),
-        Op::RemoveService => value_ioctl(Ioctl::RemoveService),
-        Op::GetClientId => value_ioctl(Ioctl::GetClientId),
-        Op::CloseService => value_ioctl(Ioctl::CloseService),
-        Op::UseService => value_ioctl(Ioctl::UseService),
-        Op::ReleaseService => value_ioctl(Ioctl::ReleaseService),
-        Op::LibVersion => value_ioctl(Ioctl::LibVersion),
-        Op::CloseDelivered => value_ioctl(Ioctl::CloseDelivered),
         Op::CreateService => {
             let (r, _) = decode::<CreateServiceRequest>(req)?;
             let mut args = CreateServiceArgs {
@@ -359,6 +349,12 @@ fn execute_once(file: &File, req: &Request<'_>) -> Result<Response> {
             };
             response(raw::set_option(fd, &args), Vec::new())
         }
+        // The by-value ioctls (CONNECT, REMOVE_SERVICE, ...): the op is the ioctl, the
+        // argument passes through.
+        _ => match op.ioctl().filter(|i| i.takes_value()) {
+            Some(ioctl) => response(raw::value(fd, ioctl, req.arg), Vec::new()),
+            None => return Err(bad(op, "not an ioctl this transport knows")),
+        },
     })
 }
 
