@@ -1,23 +1,46 @@
 //! The daemon's system calls: peer credentials, pidfds, `SCM_RIGHTS`, memfds and signals.
 //!
-//! This is the only module of the crate with `unsafe`: each block is a single libc call
-//! whose arguments are checked above it, for the calls that rustix has no safe wrapper
-//! for; the socket I/O of the data path is on rustix. Everything here returns
-//! `io::Result`.
+//! Everything here returns `io::Result` (or, for best-effort calls, nothing) and goes
+//! through rustix's safe wrappers: sockets and their packet I/O, pidfd_open, memfds and
+//! seals, fstat, close-on-exec, poll, pread/pwrite, chown, ids, eventfds, signals to
+//! other processes, shutdown and `PR_SET_PDEATHSIG`.
+//!
+//! The `unsafe` left is where rustix has no safe call, each block with its reason:
+//! - `SO_PEERCRED`: rustix's `UCred` holds the PID as a non-zero `Pid`, but the kernel
+//!   reports 0 for a peer outside our PID namespace (which [`crate::identity`] handles),
+//!   so it is read with libc into a plain `ucred`.
+//! - `SO_PEERPIDFD`: rustix has no wrapper for it.
+//! - `pidfd_send_signal(fd, 0)`: rustix's `Signal` cannot be 0, the existence check.
+//! - `pthread_sigmask` and `signalfd`: rustix has neither (its `sigprocmask` is unsafe and
+//!   behind the `runtime` feature).
+//! - `getgrnam_r`: a libc (NSS) lookup, not a system call.
+//! - [`fd_is_open`] and [`own_fd`] work on a raw descriptor number that nobody owns yet,
+//!   which rustix (taking `AsFd`) cannot express.
+//! - `unshare`: rustix's own wrapper is `unsafe` (because of `CLONE_FILES`).
+//! - `kill` with a signal number rustix cannot name (0 and real-time signals).
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
 
+use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
+use rustix::fs::{Gid, MemfdFlags, SealFlags};
+use rustix::io::{Errno, FdFlags};
 use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags,
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, Shutdown, SocketAddrUnix, SocketFlags,
+    SocketType,
 };
+use rustix::process::{Pid, Signal};
 
 /// `SO_PEERPIDFD` (Linux >= 6.5): a pidfd for the process that connected.
 const SO_PEERPIDFD: libc::c_int = 77;
+
+/// Bytes in `sockaddr_un::sun_path`; a socket path must fit with its NUL.
+const SUN_PATH_LEN: usize = 108;
 
 /// What the kernel says about the process at the other end of a Unix socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +62,9 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 /// `getsockopt(SO_PEERCRED)`.
+///
+/// Not `rustix::net::sockopt::socket_peercred`: its `UCred::pid` is a non-zero `Pid`, and
+/// the kernel gives 0 for a peer outside our PID namespace.
 pub fn peer_cred(sock: BorrowedFd<'_>) -> io::Result<PeerCred> {
     let mut cred = libc::ucred {
         pid: 0,
@@ -46,7 +72,8 @@ pub fn peer_cred(sock: BorrowedFd<'_>) -> io::Result<PeerCred> {
         gid: 0,
     };
     let mut len = size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: `cred` and `len` are valid for writes and `len` holds the buffer size.
+    // SAFETY: `cred` and `len` are valid for writes and `len` holds the buffer size; a
+    // `ucred` is plain integers, so any value the kernel writes is valid.
     cvt(unsafe {
         libc::getsockopt(
             sock.as_raw_fd(),
@@ -67,7 +94,8 @@ pub fn peer_cred(sock: BorrowedFd<'_>) -> io::Result<PeerCred> {
 pub fn peer_pidfd(sock: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
     let mut fd: libc::c_int = -1;
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `fd` and `len` are valid for writes and `len` holds the buffer size.
+    // SAFETY: `fd` and `len` are valid for writes and `len` holds the buffer size (rustix
+    // has no wrapper for `SO_PEERPIDFD`).
     let ret = unsafe {
         libc::getsockopt(
             sock.as_raw_fd(),
@@ -90,18 +118,19 @@ pub fn peer_pidfd(sock: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
 
 /// `pidfd_open(pid, 0)`.
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: a plain system call with integer arguments.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: on success the kernel returned a new file descriptor that we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    // A PID of 0 or below is EINVAL, as from the raw system call.
+    let pid = Pid::from_raw(pid.max(0)).ok_or(Errno::INVAL)?;
+    Ok(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::empty(),
+    )?)
 }
 
 /// True if the process behind `pidfd` is still alive (`pidfd_send_signal(fd, 0)`).
 pub fn pidfd_alive(pidfd: BorrowedFd<'_>) -> bool {
-    // SAFETY: signal 0 only checks for existence; null info is allowed.
+    // SAFETY: a plain system call with a borrowed descriptor and integers; signal 0 only
+    // checks for existence and null info is allowed. (rustix's `pidfd_send_signal` takes a
+    // `Signal`, which cannot be 0.)
     let r = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
@@ -208,85 +237,72 @@ fn recv_packet(
 
 /// Creates a memfd of `size` bytes, sealable.
 pub fn memfd_create(name: &str, size: u64) -> io::Result<OwnedFd> {
-    let cname = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `cname` is a valid NUL-terminated string.
-    let fd = cvt(unsafe {
-        libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
-    })?;
-    // SAFETY: the kernel returned a new descriptor that we now own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: plain call on a descriptor we own.
-    cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) })?;
+    let fd = rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+    rustix::fs::ftruncate(&fd, size)?;
     Ok(fd)
 }
 
 /// The seals on a memfd (`F_GET_SEALS`).
 pub fn get_seals(fd: BorrowedFd<'_>) -> io::Result<i32> {
-    // SAFETY: plain fcntl query.
-    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) })
+    Ok(rustix::fs::fcntl_get_seals(fd)?.bits() as i32)
 }
 
 /// The size of a file (`fstat`).
 pub fn file_size(fd: BorrowedFd<'_>) -> io::Result<u64> {
-    // SAFETY: zero is a valid `stat`.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `st` is valid for writes.
-    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
-    Ok(st.st_size as u64)
+    Ok(rustix::fs::fstat(fd)?.st_size as u64)
 }
 
 /// Clears `FD_CLOEXEC` so that a child process inherits `fd`.
 pub fn clear_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: plain fcntl calls on a borrowed descriptor.
-    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) })?;
-    // SAFETY: as above.
-    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, flags & !libc::FD_CLOEXEC) })?;
+    let flags = rustix::io::fcntl_getfd(fd)?;
+    rustix::io::fcntl_setfd(fd, flags - FdFlags::CLOEXEC)?;
     Ok(())
 }
 
 /// Blocks SIGINT and SIGTERM in the calling thread (and threads it creates later) and
 /// returns a signalfd that reads them.
 pub fn block_termination_signals() -> io::Result<OwnedFd> {
-    // SAFETY: zero is a valid sigset_t before sigemptyset.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid sigset; the calls only modify it and the thread's mask.
-    unsafe {
-        libc::sigemptyset(&mut set);
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: `sigemptyset` initialises `set` before anything reads it; the calls only
+    // modify `set` and the thread's signal mask (rustix has no safe sigprocmask).
+    let (set, r) = unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        let mut set = set.assume_init();
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let r = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        (set, r)
+    };
+    if r != 0 {
+        // pthread_sigmask returns the error number rather than setting errno.
+        return Err(io::Error::from_raw_os_error(r));
     }
-    // SAFETY: `set` is initialised; -1 asks for a new descriptor.
+    // SAFETY: `set` is initialised; -1 asks for a new descriptor (rustix has no signalfd).
     let fd = cvt(unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC) })?;
-    // SAFETY: new descriptor returned by the kernel.
+    // SAFETY: new descriptor returned by the kernel, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Waits on several descriptors for readability; returns the indices that are ready.
+/// A negative `timeout_ms` waits forever; an interrupted wait returns no indices.
 pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<Vec<usize>> {
-    let mut pfds: Vec<libc::pollfd> = fds
+    let mut pfds: Vec<PollFd<'_>> = fds
         .iter()
-        .map(|fd| libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
+        .map(|fd| PollFd::from_borrowed_fd(*fd, PollFlags::IN))
         .collect();
-    // SAFETY: `pfds` is a valid array of `pfds.len()` entries.
-    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
-    if n < 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::Interrupted {
-            return Ok(Vec::new());
-        }
-        return Err(err);
+    let timeout = (timeout_ms >= 0).then(|| Timespec {
+        tv_sec: i64::from(timeout_ms / 1000),
+        tv_nsec: i64::from(timeout_ms % 1000) * 1_000_000,
+    });
+    match rustix::event::poll(&mut pfds, timeout.as_ref()) {
+        Ok(_) => {}
+        Err(Errno::INTR) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
     }
     Ok(pfds
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.revents != 0)
+        .filter(|(_, p)| !p.revents().is_empty())
         .map(|(i, _)| i)
         .collect())
 }
@@ -295,26 +311,12 @@ pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<Vec<
 pub fn pread_exact(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<()> {
     let mut done = 0;
     while done < buf.len() {
-        // SAFETY: the destination range lies inside `buf`.
-        let n = unsafe {
-            libc::pread(
-                fd.as_raw_fd(),
-                buf[done..].as_mut_ptr().cast(),
-                buf.len() - done,
-                (offset + done as u64) as libc::off_t,
-            )
-        };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
+        match rustix::io::pread(fd, &mut buf[done..], offset + done as u64) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => done += n,
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        done += n as usize;
     }
     Ok(())
 }
@@ -323,45 +325,34 @@ pub fn pread_exact(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Resul
 pub fn pwrite_all(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> io::Result<()> {
     let mut done = 0;
     while done < buf.len() {
-        // SAFETY: the source range lies inside `buf`.
-        let n = unsafe {
-            libc::pwrite(
-                fd.as_raw_fd(),
-                buf[done..].as_ptr().cast(),
-                buf.len() - done,
-                (offset + done as u64) as libc::off_t,
-            )
-        };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
+        match rustix::io::pwrite(fd, &buf[done..], offset + done as u64) {
+            Ok(n) => done += n,
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
-        done += n as usize;
     }
     Ok(())
 }
 
 /// Changes a path's group (`chown(path, -1, gid)`).
-pub fn chgrp(path: &std::path::Path, gid: u32) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `c` is a valid NUL-terminated path.
-    cvt(unsafe { libc::chown(c.as_ptr(), u32::MAX, gid) })?;
+pub fn chgrp(path: &Path, gid: u32) -> io::Result<()> {
+    rustix::fs::chown(path, None, Some(Gid::from_raw(gid)))?;
     Ok(())
 }
 
 /// Looks up a group id by name (`getgrnam_r`).
 pub fn group_id(name: &str) -> Option<u32> {
     let cname = CString::new(name).ok()?;
-    // SAFETY: zero is a valid `group`.
-    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut grp = libc::group {
+        gr_name: std::ptr::null_mut(),
+        gr_passwd: std::ptr::null_mut(),
+        gr_gid: 0,
+        gr_mem: std::ptr::null_mut(),
+    };
     let mut buf = vec![0 as libc::c_char; 4096];
     let mut result: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: all pointers are valid for the call; `buf` is large enough for typical entries.
+    // SAFETY: all pointers are valid for the call and `buf.len()` is the size of `buf`
+    // (a libc NSS lookup, which rustix does not do).
     let r = unsafe {
         libc::getgrnam_r(
             cname.as_ptr(),
@@ -380,105 +371,108 @@ pub fn group_id(name: &str) -> Option<u32> {
 
 /// The effective uid of this process.
 pub fn geteuid() -> u32 {
-    // SAFETY: always succeeds.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 /// The calling thread's id.
 pub fn gettid() -> i32 {
-    // SAFETY: always succeeds.
-    unsafe { libc::gettid() }
+    rustix::thread::gettid().as_raw_pid()
+}
+
+/// The address of the Unix socket at `path`, which must fit `sun_path` with its NUL.
+fn unix_addr(path: &Path, too_long: impl FnOnce() -> String) -> io::Result<SocketAddrUnix> {
+    use std::os::unix::ffi::OsStrExt;
+    if path.as_os_str().as_bytes().len() >= SUN_PATH_LEN {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, too_long()));
+    }
+    Ok(SocketAddrUnix::new(path)?)
+}
+
+/// A new `SOCK_SEQPACKET` Unix socket (close-on-exec).
+fn seqpacket_socket() -> io::Result<OwnedFd> {
+    Ok(rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
 }
 
 /// A listening `SOCK_SEQPACKET` Unix socket bound to `path` (close-on-exec).
-pub fn seqpacket_listen(path: &std::path::Path, backlog: i32) -> io::Result<OwnedFd> {
-    use std::os::unix::ffi::OsStrExt;
-    let bytes = path.as_os_str().as_bytes();
-    // SAFETY: zero is a valid sockaddr_un.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    if bytes.len() >= addr.sun_path.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("socket path too long: {}", path.display()),
-        ));
-    }
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: plain socket creation.
-    let fd =
-        cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: the kernel returned a new descriptor that we now own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let len =
-        (std::mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + 1) as libc::socklen_t;
-    // SAFETY: `addr` is a valid sockaddr_un of at least `len` bytes.
-    cvt(unsafe { libc::bind(fd.as_raw_fd(), (&raw const addr).cast(), len) })?;
-    // SAFETY: plain call on a descriptor we own.
-    cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
+pub fn seqpacket_listen(path: &Path, backlog: i32) -> io::Result<OwnedFd> {
+    let addr = unix_addr(path, || format!("socket path too long: {}", path.display()))?;
+    let fd = seqpacket_socket()?;
+    rustix::net::bind(&fd, &addr)?;
+    rustix::net::listen(&fd, backlog)?;
     Ok(fd)
 }
 
 /// `accept4(SOCK_CLOEXEC)`.
 pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     loop {
-        // SAFETY: null address arguments are allowed.
-        let fd = unsafe {
-            libc::accept4(
-                listener.as_raw_fd(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                libc::SOCK_CLOEXEC,
-            )
-        };
-        if fd >= 0 {
-            // SAFETY: the kernel returned a new descriptor that we now own.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+        match rustix::net::accept_with(listener, SocketFlags::CLOEXEC) {
+            Ok(fd) => return Ok(fd),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
 }
 
 /// An eventfd used to stop the accept loop.
 pub fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain call.
-    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) })?;
-    // SAFETY: the kernel returned a new descriptor that we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(rustix::event::eventfd(0, EventfdFlags::CLOEXEC)?)
 }
 
 /// Adds one to an eventfd.
 pub fn eventfd_signal(fd: BorrowedFd<'_>) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live u64.
-    let _ = unsafe { libc::write(fd.as_raw_fd(), (&raw const one).cast(), 8) };
+    let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
+}
+
+/// `kill(pid, sig)`, or `kill(-pid, sig)` for the process group when `group` is set.
+///
+/// Named signals go through rustix; other numbers (0, real-time signals), which rustix's
+/// `Signal` cannot hold safely, through libc. A `pid` that is not a positive `pid_t` names
+/// no process or group, so nothing is sent (`kill(2)` would read 0 as our own group).
+fn send_signal(pid: u32, sig: i32, group: bool) {
+    let Some(target) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return;
+    };
+    match Signal::from_named_raw(sig) {
+        Some(s) if group => {
+            let _ = rustix::process::kill_process_group(target, s);
+        }
+        Some(s) => {
+            let _ = rustix::process::kill_process(target, s);
+        }
+        None => {
+            let raw = target.as_raw_pid();
+            let raw = if group { -raw } else { raw };
+            // SAFETY: kill(2) takes only integers and touches no memory of this process;
+            // `raw` names the positive `pid` or its process group.
+            let _ = unsafe { libc::kill(raw, sig) };
+        }
+    }
 }
 
 /// Sends SIGTERM to a process.
 pub fn terminate(pid: u32) {
-    // SAFETY: plain kill(2).
-    let _ = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    send_signal(pid, libc::SIGTERM, false);
 }
 
 /// `shutdown(SHUT_RDWR)`: wakes a thread blocked reading the socket.
 pub fn shutdown_socket(fd: BorrowedFd<'_>) {
-    // SAFETY: plain call on a borrowed descriptor.
-    let _ = unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+    let _ = rustix::net::shutdown(fd, Shutdown::Both);
 }
 
 /// Asks the kernel to send SIGTERM to this process when its parent exits.
 pub fn die_with_parent() {
-    // SAFETY: prctl(PR_SET_PDEATHSIG) with integer arguments.
-    let _ = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) };
+    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::TERM));
 }
 
 /// True if `fd` is an open descriptor of this process.
 pub fn fd_is_open(fd: RawFd) -> bool {
-    // SAFETY: F_GETFD only queries the descriptor table.
+    // SAFETY: F_GETFD only queries the descriptor table. (rustix's `fcntl_getfd` needs a
+    // `BorrowedFd`, which may only be made for a number known to be open.)
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
 }
 
@@ -494,13 +488,15 @@ pub fn own_fd(fd: RawFd) -> OwnedFd {
 /// child becomes PID 1 there) and, when `user` is set, a user namespace in which the
 /// caller's uid and gid map to root (how an unprivileged user gets a PID namespace).
 pub fn unshare_pid_namespace(user: bool) -> io::Result<()> {
-    let (uid, gid) = (geteuid(), {
-        // SAFETY: always succeeds.
-        unsafe { libc::getegid() }
-    });
-    let flags = libc::CLONE_NEWPID | if user { libc::CLONE_NEWUSER } else { 0 };
-    // SAFETY: plain system call with flags.
-    cvt(unsafe { libc::unshare(flags) })?;
+    use rustix::thread::UnshareFlags;
+    let (uid, gid) = (geteuid(), rustix::process::getegid().as_raw());
+    let mut flags = UnshareFlags::NEWPID;
+    if user {
+        flags |= UnshareFlags::NEWUSER;
+    }
+    // SAFETY: rustix marks `unshare` unsafe only for `UnshareFlags::FILES` (threads losing
+    // sight of each other's descriptors), which `flags` never contains.
+    unsafe { rustix::thread::unshare_unsafe(flags) }?;
     if user {
         std::fs::write("/proc/self/setgroups", "deny")?;
         std::fs::write("/proc/self/uid_map", format!("0 {uid} 1"))?;
@@ -511,52 +507,25 @@ pub fn unshare_pid_namespace(user: bool) -> io::Result<()> {
 
 /// Sends a signal to a process group.
 pub fn kill_process_group(pgid: u32, signal: i32) {
-    // SAFETY: plain kill(2) on a negative pid (a process group).
-    let _ = unsafe { libc::kill(-(pgid as libc::pid_t), signal) };
+    send_signal(pgid, signal, true);
 }
 
 /// A connected pair of `SOCK_SEQPACKET` Unix sockets (benchmarks and tests).
 pub fn socketpair_seqpacket() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: `fds` has room for the two descriptors.
-    cvt(unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    })?;
-    // SAFETY: the kernel returned two new descriptors that we now own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
 }
 
 /// Connects a `SOCK_SEQPACKET` Unix socket to `path` (tests and tools that speak the wire
 /// protocol directly).
-pub fn seqpacket_connect(path: &std::path::Path) -> io::Result<OwnedFd> {
-    use std::os::unix::ffi::OsStrExt;
-    let bytes = path.as_os_str().as_bytes();
-    // SAFETY: zero is a valid sockaddr_un.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    if bytes.len() >= addr.sun_path.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "socket path too long",
-        ));
-    }
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: plain socket creation.
-    let fd =
-        cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: the kernel returned a new descriptor that we now own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let len =
-        (std::mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + 1) as libc::socklen_t;
-    // SAFETY: `addr` is a valid sockaddr_un of at least `len` bytes.
-    cvt(unsafe { libc::connect(fd.as_raw_fd(), (&raw const addr).cast(), len) })?;
+pub fn seqpacket_connect(path: &Path) -> io::Result<OwnedFd> {
+    let addr = unix_addr(path, || "socket path too long".to_owned())?;
+    let fd = seqpacket_socket()?;
+    rustix::net::connect(&fd, &addr)?;
     Ok(fd)
 }
 
@@ -565,16 +534,165 @@ pub fn sealed_memfd(data: &[u8], size: u64, seals: i32) -> io::Result<OwnedFd> {
     let fd = memfd_create("vchiq-bulk", size)?;
     pwrite_all(fd.as_fd(), data, 0)?;
     if seals != 0 {
-        // SAFETY: plain fcntl on a descriptor we own.
-        cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::from_bits_retain(seals as u32))?;
     }
     Ok(fd)
 }
 
 /// Sends a signal to one process.
 pub fn signal(pid: u32, signal: i32) {
-    // SAFETY: plain kill(2) on a positive pid.
-    let _ = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    send_signal(pid, signal, false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::process::{Command, Stdio};
+
+    fn temp_path(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!(
+            "vchiqd-sys-{}-{}-{name}",
+            std::process::id(),
+            gettid()
+        ))
+    }
+
+    fn sleeper(group: bool) -> std::process::Child {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30").stdin(Stdio::null());
+        if group {
+            cmd.process_group(0);
+        }
+        cmd.spawn().unwrap()
+    }
+
+    #[test]
+    fn peer_credentials_and_pidfds() {
+        let (a, _b) = socketpair_seqpacket().unwrap();
+        let cred = peer_cred(a.as_fd()).unwrap();
+        assert_eq!(cred.pid, std::process::id() as i32);
+        assert_eq!(cred.uid, geteuid());
+        assert_eq!(cred.gid, rustix::process::getegid().as_raw());
+        if let Some(fd) = peer_pidfd(a.as_fd()).unwrap() {
+            assert!(pidfd_alive(fd.as_fd()));
+        }
+        assert!(pidfd_alive(pidfd_open(cred.pid).unwrap().as_fd()));
+        assert!(pidfd_open(0).is_err());
+        assert!(pidfd_open(-1).is_err());
+
+        let mut child = sleeper(false);
+        let fd = pidfd_open(child.id() as i32).unwrap();
+        assert!(pidfd_alive(fd.as_fd()));
+        terminate(child.id());
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
+        assert!(!pidfd_alive(fd.as_fd()));
+    }
+
+    #[test]
+    fn memfds_seals_and_positional_io() {
+        let fd = sealed_memfd(b"hello", 64, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW).unwrap();
+        assert_eq!(file_size(fd.as_fd()).unwrap(), 64);
+        let seals = get_seals(fd.as_fd()).unwrap();
+        assert_eq!(seals, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW);
+        pwrite_all(fd.as_fd(), b"world", 59).unwrap();
+        let mut buf = [0u8; 5];
+        pread_exact(fd.as_fd(), &mut buf, 0).unwrap();
+        assert_eq!(&buf, b"hello");
+        pread_exact(fd.as_fd(), &mut buf, 59).unwrap();
+        assert_eq!(&buf, b"world");
+        let err = pread_exact(fd.as_fd(), &mut buf, 62).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(pwrite_all(fd.as_fd(), b"x", 64).is_err(), "grow is sealed");
+
+        let plain = sealed_memfd(&[], 16, 0).unwrap();
+        assert_eq!(get_seals(plain.as_fd()).unwrap(), 0);
+        assert!(memfd_create("bad\0name", 1).is_err());
+    }
+
+    #[test]
+    fn cloexec_and_descriptor_checks() {
+        let fd = eventfd().unwrap();
+        assert!(
+            rustix::io::fcntl_getfd(&fd)
+                .unwrap()
+                .contains(FdFlags::CLOEXEC)
+        );
+        clear_cloexec(fd.as_fd()).unwrap();
+        assert!(
+            !rustix::io::fcntl_getfd(&fd)
+                .unwrap()
+                .contains(FdFlags::CLOEXEC)
+        );
+        assert!(fd_is_open(fd.as_raw_fd()));
+        assert!(!fd_is_open(-1));
+    }
+
+    #[test]
+    fn poll_sees_an_eventfd() {
+        let (a, b) = (eventfd().unwrap(), eventfd().unwrap());
+        let fds = [a.as_fd(), b.as_fd()];
+        assert!(poll_readable(&fds, 0).unwrap().is_empty());
+        let start = std::time::Instant::now();
+        assert!(poll_readable(&fds, 50).unwrap().is_empty());
+        assert!(start.elapsed() >= std::time::Duration::from_millis(40));
+        eventfd_signal(b.as_fd());
+        assert_eq!(poll_readable(&fds, -1).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn seqpacket_listen_accept_connect() {
+        let path = temp_path("sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = seqpacket_listen(&path, 4).unwrap();
+        let client = seqpacket_connect(&path).unwrap();
+        let server = accept(listener.as_fd()).unwrap();
+        assert!(
+            rustix::io::fcntl_getfd(&server)
+                .unwrap()
+                .contains(FdFlags::CLOEXEC)
+        );
+        assert!(try_send_packet(client.as_fd(), &[IoSlice::new(b"ping")]).unwrap());
+        let mut buf = [0u8; 16];
+        let (n, fds) = recv_with_fds(server.as_fd(), &mut buf).unwrap();
+        assert_eq!((&buf[..n], fds.len()), (&b"ping"[..], 0));
+        shutdown_socket(client.as_fd());
+        assert_eq!(recv_with_fds(server.as_fd(), &mut buf).unwrap().0, 0);
+
+        chgrp(&path, rustix::process::getegid().as_raw()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+
+        let long = std::path::PathBuf::from(format!("/tmp/{}", "x".repeat(103)));
+        assert_eq!(long.as_os_str().len(), SUN_PATH_LEN);
+        let err = seqpacket_listen(&long, 1).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().starts_with("socket path too long: /tmp/x"));
+        let err = seqpacket_connect(&long).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn ids_and_groups() {
+        assert!(gettid() > 0);
+        assert_eq!(group_id("root"), Some(0));
+        assert_eq!(group_id("no-such-group-vchiqd"), None);
+        assert_eq!(group_id("nul\0byte"), None);
+    }
+
+    #[test]
+    fn signals_named_and_real_time() {
+        let mut child = sleeper(false);
+        signal(child.id(), libc::SIGKILL);
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+
+        let mut child = sleeper(false);
+        signal(child.id(), libc::SIGRTMIN() + 1);
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGRTMIN() + 1));
+
+        let mut child = sleeper(true);
+        kill_process_group(child.id(), libc::SIGKILL);
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    }
 }
 
 /// `len` bytes of `fd` from `offset`, read into a new vector without zeroing it first.
