@@ -544,6 +544,23 @@ pub fn signal(pid: u32, signal: i32) {
     send_signal(pid, signal, false);
 }
 
+/// `len` bytes of `fd` from `offset`, read into a new vector without zeroing it first.
+pub fn pread_vec(fd: BorrowedFd<'_>, len: usize, offset: u64) -> io::Result<Vec<u8>> {
+    let mut v: Vec<u8> = Vec::with_capacity(len);
+    while v.len() < len {
+        let at = offset + v.len() as u64;
+        // The capacity may exceed `len`: whatever is read past it is cut off below.
+        match rustix::io::pread(fd, rustix::buffer::spare_capacity(&mut v), at) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    v.truncate(len);
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -693,21 +710,4 @@ mod tests {
         kill_process_group(child.id(), libc::SIGKILL);
         assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
     }
-}
-
-/// `len` bytes of `fd` from `offset`, read into a new vector without zeroing it first.
-pub fn pread_vec(fd: BorrowedFd<'_>, len: usize, offset: u64) -> io::Result<Vec<u8>> {
-    let mut v: Vec<u8> = Vec::with_capacity(len);
-    while v.len() < len {
-        let at = offset + v.len() as u64;
-        // The capacity may exceed `len`: whatever is read past it is cut off below.
-        match rustix::io::pread(fd, rustix::buffer::spare_capacity(&mut v), at) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    v.truncate(len);
-    Ok(v)
 }
