@@ -124,8 +124,11 @@ fn two_clients_in_two_namespaces_both_finish() {
 #[test]
 fn a_forged_pid_never_reaches_another_client() {
     let d = TestDaemon::start(&["--display-size", "640x480"]);
-    // A, the victim, runs long enough to be alive during the attack.
-    let mut a = hello(&d, false, &["--frames", "60"]);
+    // A, the victim, runs long enough to be alive during the attack: B needs a few
+    // frames (well under a second); A's 1,500 take several seconds even on a fast stack.
+    const VICTIM_FRAMES: u64 = 1500;
+    let frames_arg = VICTIM_FRAMES.to_string();
+    let mut a = hello(&d, false, &["--frames", &frames_arg]);
     let out = a.stdout.take().unwrap();
     let mut reader = std::io::BufReader::new(out);
     let mut head = Vec::new();
@@ -149,7 +152,7 @@ fn a_forged_pid_never_reaches_another_client() {
     // A finishes with exactly one post per swap: none of B's reached it.
     let rest: Vec<String> = reader.lines().map_while(Result::ok).collect();
     assert!(a.wait().unwrap().success());
-    assert_eq!(khan_posts(&rest), Some(60), "{rest:?}");
+    assert_eq!(khan_posts(&rest), Some(VICTIM_FRAMES), "{rest:?}");
     let (_, log, _) = d.run(&["log"], Duration::from_secs(20));
     assert!(
         log.contains(&format!("khan: post for pid {victim} refused")),
