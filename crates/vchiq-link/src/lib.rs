@@ -79,6 +79,7 @@ mod link;
 pub mod mock;
 pub mod parse;
 pub mod pos;
+pub mod region;
 mod service;
 pub mod shm;
 
@@ -487,6 +488,40 @@ impl<M: SlotMem, D: Doorbell> Link<M, D> {
     /// and must not block. Only the first call takes effect.
     pub fn set_space_waker(&self, waker: Box<dyn Fn() + Send + Sync>) {
         self.core().set_space_waker(waker);
+    }
+
+    /// Shares `regions` with this side of the link (both sides of an in-process link get
+    /// the same table): bulks may then go through the client's own memory
+    /// ([`Link::try_queue_bulk_region`]). Only the first call takes effect.
+    pub fn share_bulk_regions(&self, regions: Arc<region::BulkRegions>) {
+        self.core().share_bulk_regions(regions);
+    }
+
+    /// Whether this side shares a region table (an in-process peer).
+    pub fn has_bulk_regions(&self) -> bool {
+        self.core().bulk_regions().is_some()
+    }
+
+    /// Slave: queues a bulk whose data is `region` itself (a transmit reads its first
+    /// `size` bytes, a receive writes them), without waiting: `Ok(false)` when 4 bulks are
+    /// outstanding in that direction. Completion is reported as for arena bulks; a
+    /// receive's [`ServiceEvent::BulkReceiveDone`] then carries no data (it is in the
+    /// region already).
+    ///
+    /// # Errors
+    /// [`Error::BulkTooLarge`] when `size` exceeds the region, [`Error::NotOpen`],
+    /// [`Error::BadHandle`], [`Error::Shutdown`], [`Error::LinkBroken`], and
+    /// [`Error::InvalidConfig`] when no region table is shared.
+    pub fn try_queue_bulk_region(
+        &self,
+        h: ServiceHandle,
+        transmit: bool,
+        region: region::Region,
+        size: u32,
+        userdata: u64,
+    ) -> Result<bool> {
+        self.core()
+            .queue_bulk_region(h, if transmit { 0 } else { 1 }, region, size, userdata)
     }
 
     /// Queues a bulk transmit; completion is [`ServiceEvent::BulkTransmitDone`] or

@@ -172,6 +172,11 @@ impl SharedMemory {
     /// # Errors
     /// [`Error::Io`] if `fstat` or `mmap` fails, [`Error::InvalidConfig`] for an empty file.
     pub fn from_fd(fd: OwnedFd) -> Result<Self> {
+        let size = Self::file_size(&fd)?;
+        Self::map(fd, size)
+    }
+
+    fn file_size(fd: &OwnedFd) -> Result<usize> {
         let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
         // SAFETY: `st` is a writable `stat` buffer and `fd` a valid descriptor.
         if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
@@ -186,7 +191,7 @@ impl SharedMemory {
                 value: 0,
             });
         }
-        Self::map(fd, size)
+        Ok(size)
     }
 
     fn map(fd: OwnedFd, len: usize) -> Result<Self> {
@@ -315,11 +320,15 @@ impl SlotMem for SharedMemory {
             // SAFETY: `off + i .. off + i + 32` is inside the mapping (range checked above)
             // and 8-aligned (`off + head` is).
             let w = unsafe { std::ptr::read_volatile(base.add(off + i).cast::<[u64; 4]>()) };
-            for (k, word) in w.iter().enumerate() {
-                for (j, b) in word.to_ne_bytes().into_iter().enumerate() {
-                    spare[i + 8 * k + j].write(b);
-                }
-            }
+            // SAFETY: `i + 32 <= len <= capacity`: the 32 bytes lie in the vector's spare
+            // capacity, which nothing else references; unaligned writes need no alignment.
+            unsafe {
+                spare
+                    .as_mut_ptr()
+                    .add(i)
+                    .cast::<[u64; 4]>()
+                    .write_unaligned(w)
+            };
             i += 32;
         }
         while i < len {

@@ -449,6 +449,79 @@ fn bulk_fifo_both_directions_and_mismatch() {
 }
 
 #[test]
+fn region_bulks_move_through_the_callers_memory() {
+    let p = pair();
+    // Without a shared table, region bulks are refused (the arena path stays).
+    let (client, crx, server, srx) = open(&p, b"bulk");
+    let region: region::Region = Arc::new(HeapMemory::new(8192));
+    assert!(matches!(
+        p.slave
+            .try_queue_bulk_region(client, true, region.clone(), 100, 1),
+        Err(Error::InvalidConfig { .. })
+    ));
+    let regions = Arc::new(region::BulkRegions::default());
+    p.slave.share_bulk_regions(regions.clone());
+    p.master.share_bulk_regions(regions.clone());
+    // Transmit: the master's receive gets the region's bytes; the arena is not used.
+    let sent: Vec<u8> = (0..5000u32).map(|i| (i * 13 % 251) as u8).collect();
+    region.write(0, &sent).unwrap();
+    assert!(
+        p.slave
+            .try_queue_bulk_region(client, true, region.clone(), 5000, 7)
+            .unwrap()
+    );
+    p.master.queue_bulk_receive(server, 5000, 8).unwrap();
+    match next(&srx) {
+        ServiceEvent::BulkReceiveDone { userdata: 8, data } => assert_eq!(data, sent),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        next(&crx),
+        ServiceEvent::BulkTransmitDone { userdata: 7 }
+    ));
+    // Receive: the master's transmit lands in the region; the event carries no copy.
+    let back: Vec<u8> = (0..3000u32).map(|i| (i % 7) as u8 + 1).collect();
+    let target: region::Region = Arc::new(HeapMemory::new(4096));
+    assert!(
+        p.slave
+            .try_queue_bulk_region(client, false, target.clone(), 3000, 9)
+            .unwrap()
+    );
+    p.master
+        .queue_bulk_transmit(server, back.clone(), 10)
+        .unwrap();
+    match next(&crx) {
+        ServiceEvent::BulkReceiveDone { userdata: 9, data } => assert!(data.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(target.read_vec(0, 3000).unwrap(), back);
+    assert!(matches!(
+        next(&srx),
+        ServiceEvent::BulkTransmitDone { userdata: 10 }
+    ));
+    // A region smaller than the bulk is refused; finished regions are forgotten.
+    assert!(matches!(
+        p.slave
+            .try_queue_bulk_region(client, true, target, 5000, 11),
+        Err(Error::BulkTooLarge { .. })
+    ));
+    assert!(regions.is_empty(), "{regions:?}");
+    // A region bulk outstanding when the service closes is aborted and forgotten.
+    assert!(
+        p.slave
+            .try_queue_bulk_region(client, true, region, 100, 12)
+            .unwrap()
+    );
+    p.master.close_service(server).unwrap();
+    assert!(matches!(
+        next(&crx),
+        ServiceEvent::BulkTransmitAborted { userdata: 12 }
+    ));
+    assert!(regions.is_empty(), "{regions:?}");
+    assert_eq!(p.slave.stats().protocol_errors, 0);
+}
+
+#[test]
 fn fifth_bulk_blocks_until_one_completes() {
     let p = pair();
     let (client, crx, server, _srx) = open(&p, b"bulk");

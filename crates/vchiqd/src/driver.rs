@@ -112,6 +112,29 @@ pub enum Transfer {
         /// Where they go.
         sink: Option<Box<dyn BulkSink>>,
     },
+    /// A transmit or receive of `size` bytes straight from or into the caller's memory
+    /// (its mapped memfd), where the link's peer shares a region table
+    /// ([`Driver::zero_copy`]): no copy through the bulk arena.
+    Region {
+        /// Transmit (else receive).
+        transmit: bool,
+        /// The caller's memory.
+        region: vchiq_link::region::Region,
+        /// Bytes to move.
+        size: u32,
+    },
+}
+
+/// The data side of one bulk request.
+struct BulkData {
+    dir: Dir,
+    /// A transmit's bytes (arena path).
+    data: Vec<u8>,
+    /// A receive's size (or a region's).
+    size: u32,
+    sink: Option<Box<dyn BulkSink>>,
+    /// The caller's memory, for a zero-copy bulk.
+    region: Option<vchiq_link::region::Region>,
 }
 
 /// A CREATE_SERVICE request.
@@ -936,13 +959,10 @@ impl Driver {
         thread: u32,
         blocking: Blocking<'_>,
     ) -> Result<()> {
-        self.bulk(
+        self.transfer(
             inst,
             handle,
-            Dir::Transmit,
-            data,
-            0,
-            None,
+            Transfer::Transmit(data),
             userdata,
             mode,
             thread,
@@ -966,22 +986,69 @@ impl Driver {
         if matches!(mode, BulkMode::Blocking | BulkMode::Waiting) {
             return err(libc::EINVAL);
         }
-        let (dir, data, size, sink) = match transfer {
-            Transfer::Transmit(data) => (Dir::Transmit, data, 0, None),
-            Transfer::Receive { size, sink } => (Dir::Receive, Vec::new(), size, sink),
-        };
-        self.bulk(
+        self.transfer(
             inst,
             handle,
-            dir,
-            data,
-            size,
-            sink,
+            transfer,
             userdata,
             mode,
             0,
             Blocking::No,
             false,
+        )
+    }
+
+    /// Whether bulks can move straight through the caller's memory ([`Transfer::Region`]):
+    /// the VideoCore is embedded and shares the link's region table.
+    pub fn zero_copy(&self) -> bool {
+        self.link.has_bulk_regions()
+    }
+
+    /// A bulk of any [`Transfer`] kind, in any mode; BLOCKING and WAITING wait as
+    /// [`Driver::bulk_transmit`] does.
+    #[allow(clippy::too_many_arguments)]
+    pub fn transfer(
+        &self,
+        inst: &Instance,
+        handle: u32,
+        transfer: Transfer,
+        userdata: u64,
+        mode: BulkMode,
+        thread: u32,
+        blocking: Blocking<'_>,
+        queue_wait: bool,
+    ) -> Result<()> {
+        let (dir, data, size, sink, region) = match transfer {
+            Transfer::Transmit(data) => (Dir::Transmit, data, 0, None, None),
+            Transfer::Receive { size, sink } => (Dir::Receive, Vec::new(), size, sink, None),
+            Transfer::Region {
+                transmit,
+                region,
+                size,
+            } => {
+                let dir = if transmit {
+                    Dir::Transmit
+                } else {
+                    Dir::Receive
+                };
+                (dir, Vec::new(), size, None, Some(region))
+            }
+        };
+        self.bulk(
+            inst,
+            handle,
+            BulkData {
+                dir,
+                data,
+                size,
+                sink,
+                region,
+            },
+            userdata,
+            mode,
+            thread,
+            blocking,
+            queue_wait,
         )
     }
 
@@ -998,13 +1065,10 @@ impl Driver {
         thread: u32,
         blocking: Blocking<'_>,
     ) -> Result<()> {
-        self.bulk(
+        self.transfer(
             inst,
             handle,
-            Dir::Receive,
-            Vec::new(),
-            size,
-            sink,
+            Transfer::Receive { size, sink },
             userdata,
             mode,
             thread,
@@ -1018,16 +1082,20 @@ impl Driver {
         &self,
         inst: &Instance,
         handle: u32,
-        dir: Dir,
-        data: Vec<u8>,
-        size: u32,
-        sink: Option<Box<dyn BulkSink>>,
+        what: BulkData,
         userdata: u64,
         mode: BulkMode,
         thread: u32,
         blocking: Blocking<'_>,
         queue_wait: bool,
     ) -> Result<()> {
+        let BulkData {
+            dir,
+            data,
+            size,
+            sink,
+            region,
+        } = what;
         let id = if mode == BulkMode::Waiting {
             let mut g = inst.lock();
             match g.saved_waiters.remove(&thread) {
@@ -1047,7 +1115,7 @@ impl Driver {
                 s.link.ok_or(DriverError::Errno(Errno(libc::EIO)))?
             };
             let id = self.next_bulk.fetch_add(1, Ordering::Relaxed);
-            let bytes = if dir == Dir::Transmit {
+            let bytes = if dir == Dir::Transmit && region.is_none() {
                 data.len()
             } else {
                 size as usize
@@ -1078,6 +1146,9 @@ impl Driver {
             );
             drop(g);
             let r = match (dir, queue_wait) {
+                _ if region.is_some() => {
+                    self.queue_region(inst, link, dir, region, size, id, queue_wait)
+                }
                 (Dir::Transmit, true) => self.link.queue_bulk_transmit(link, data, id),
                 (Dir::Receive, true) => self.link.queue_bulk_receive(link, size, id),
                 (Dir::Transmit, false) => match self.link.try_queue_bulk_transmit(link, data, id) {
@@ -1127,6 +1198,42 @@ impl Driver {
                     return Err(DriverError::Errno(BULK_INTERRUPTED));
                 }
             }
+        }
+    }
+
+    /// Queues a region bulk; waiting (`queue_wait`) while 4 are outstanding, as the arena
+    /// path waits inside the link.
+    #[allow(clippy::too_many_arguments)]
+    fn queue_region(
+        &self,
+        inst: &Instance,
+        link: ServiceHandle,
+        dir: Dir,
+        region: Option<vchiq_link::region::Region>,
+        size: u32,
+        id: u64,
+        queue_wait: bool,
+    ) -> std::result::Result<(), vchiq_link::Error> {
+        let Some(region) = region else {
+            return Err(vchiq_link::Error::WouldBlock);
+        };
+        loop {
+            let queued = self.link.try_queue_bulk_region(
+                link,
+                dir == Dir::Transmit,
+                region.clone(),
+                size,
+                id,
+            )?;
+            if queued {
+                return Ok(());
+            }
+            if !queue_wait {
+                return Err(vchiq_link::Error::WouldBlock);
+            }
+            // A completion of this instance frees a place; re-checked at least every 250 ms.
+            let g = inst.lock();
+            drop(inst.wait(g));
         }
     }
 

@@ -84,6 +84,11 @@ pub fn bring_up(
     let runner = match mode {
         VideoCoreMode::Embedded => {
             let master = Link::master(mem, vc_bell, arm_bell)?;
+            // One process: bulks move straight between the client's memfd and the
+            // VideoCore's buffers (vchiq_link::region), not through the arena.
+            let regions = Arc::new(vchiq_link::region::BulkRegions::default());
+            link.share_bulk_regions(regions.clone());
+            master.share_bulk_regions(regions);
             VideoCoreRunner::Embedded(
                 VideoCore::start(master, options.clone())
                     .map_err(|e| SetupError::VideoCore(e.to_string()))?,

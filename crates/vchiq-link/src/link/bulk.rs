@@ -12,6 +12,7 @@ use crate::abi::msg::{MsgType, SrvState};
 use crate::doorbell::Doorbell;
 use crate::layout::BulkPayload;
 use crate::parse::ProtocolError;
+use crate::region::{REGION_FLAG, Region};
 use crate::service::{ServiceEvent, ServiceHandle};
 use crate::shm::SlotMem;
 use crate::{Error, Result};
@@ -29,6 +30,8 @@ pub(super) struct LocalBulk {
     data: Option<Vec<u8>>,
     /// Slave: the arena range holding or receiving the data.
     arena: Option<usize>,
+    /// Slave: the region (client memory) holding or receiving the data instead.
+    region: Option<u32>,
 }
 
 /// A bulk announced by the slave (master side only).
@@ -101,7 +104,30 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
             let remoteport = s.remoteport;
             let mut actual = BULK_ACTUAL_ABORTED;
             let mut received = None;
-            if l.size == r.size {
+            let region = (r.offset & REGION_FLAG != 0)
+                .then(|| self.regions.get()?.get(r.offset & !REGION_FLAG));
+            if l.size == r.size && region.is_some() {
+                // The slave's buffer is a region: move the data straight to or from it.
+                match region.flatten() {
+                    Some(mem) if (r.size as usize) <= mem.len() => {
+                        let moved = if dir == TX {
+                            mem.write(0, l.data.as_deref().unwrap_or(&[]))
+                        } else {
+                            mem.read_vec(0, r.size as usize).map(|v| received = Some(v))
+                        };
+                        if moved.is_ok() {
+                            actual = r.size as i32;
+                        }
+                    }
+                    _ => Self::protocol_warning(
+                        st,
+                        &format!(
+                            "bulk names region {:#x}, which is not registered or too small",
+                            r.offset
+                        ),
+                    ),
+                }
+            } else if l.size == r.size {
                 let (a0, asz) = (self.geo.arena_off, self.geo.arena_size);
                 let start = r.offset as usize;
                 if start >= a0 && start.saturating_add(r.size as usize) <= a0 + asz {
@@ -198,6 +224,35 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
                 ),
             );
         }
+        if let Some(id) = l.region {
+            // The data moved through the client's memory: nothing to copy, the region ends.
+            if let Some(regions) = self.regions.get() {
+                regions.remove(id);
+            }
+            let ev = match (dir, ok) {
+                (TX, true) => ServiceEvent::BulkTransmitDone {
+                    userdata: l.userdata,
+                },
+                (TX, false) => ServiceEvent::BulkTransmitAborted {
+                    userdata: l.userdata,
+                },
+                (_, true) => ServiceEvent::BulkReceiveDone {
+                    userdata: l.userdata,
+                    data: Vec::new(),
+                },
+                (_, false) => ServiceEvent::BulkReceiveAborted {
+                    userdata: l.userdata,
+                },
+            };
+            if ok {
+                st.stats.bulks_done += 1;
+            } else {
+                st.stats.bulks_aborted += 1;
+            }
+            Self::push_event(st, dst, ev);
+            self.cond.notify_all();
+            return;
+        }
         let ev = match (dir, ok) {
             (TX, true) => ServiceEvent::BulkTransmitDone {
                 userdata: l.userdata,
@@ -249,6 +304,9 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
             for l in local {
                 if let Some(off) = l.arena {
                     st.arena.free(off, l.size as usize);
+                }
+                if let (Some(id), Some(regions)) = (l.region, self.regions.get()) {
+                    regions.remove(id);
                 }
                 st.stats.bulks_aborted += 1;
                 let ev = if dir == TX {
@@ -306,6 +364,7 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
                             size,
                             data: data.take(),
                             arena: None,
+                            region: None,
                         };
                         st.services.get_mut(&port).expect("looked up").bulk[dir]
                             .local
@@ -323,6 +382,7 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
                                 size,
                                 data: None,
                                 arena: Some(off),
+                                region: None,
                             };
                             st.services.get_mut(&port).expect("looked up").bulk[dir]
                                 .local
@@ -353,5 +413,70 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
             self.poke();
         }
         Ok(())
+    }
+
+    /// Slave: queues a bulk through `region` (see [`crate::Link::try_queue_bulk_region`]).
+    /// `Ok(false)`: 4 are outstanding in that direction; nothing was queued.
+    pub(crate) fn queue_bulk_region(
+        &self,
+        h: ServiceHandle,
+        dir: usize,
+        region: Region,
+        size: u32,
+        userdata: u64,
+    ) -> Result<bool> {
+        let Some(regions) = self.regions.get() else {
+            return Err(Error::InvalidConfig {
+                what: "bulk regions (no in-process peer shares a table)",
+                value: 0,
+            });
+        };
+        if self.role != Role::Slave {
+            return Err(Error::InvalidConfig {
+                what: "bulk regions on the master side",
+                value: 0,
+            });
+        }
+        if size as usize > region.len() {
+            return Err(Error::BulkTooLarge {
+                size: size as usize,
+                arena: region.len(),
+            });
+        }
+        let mut st = self.lock();
+        Self::check_link(&st)?;
+        let s = Self::lookup(&mut st, h)?;
+        if s.state != SrvState::Open {
+            return Err(Error::NotOpen {
+                handle: h,
+                state: s.state,
+            });
+        }
+        if s.bulk[dir].local.len() >= NUM_SERVICE_BULKS {
+            return Ok(false);
+        }
+        let remote = s.remoteport;
+        let port = h.port();
+        let id = regions.insert(region);
+        st.services.get_mut(&port).expect("looked up").bulk[dir]
+            .local
+            .push_back(LocalBulk {
+                userdata,
+                size,
+                data: None,
+                arena: None,
+                region: Some(id),
+            });
+        let ty = if dir == TX {
+            MsgType::BulkTx
+        } else {
+            MsgType::BulkRx
+        };
+        let p = BulkPayload {
+            data: REGION_FLAG | id,
+            size,
+        };
+        self.queue_control(&mut st, ty, port, remote, p.as_bytes())?;
+        Ok(true)
     }
 }

@@ -130,6 +130,8 @@ pub(crate) struct Core<M: SlotMem, D: Doorbell> {
     /// `space_waker` once, outside the lock.
     space_freed: AtomicBool,
     space_waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Bulk regions shared with an in-process peer (`crate::region`).
+    regions: OnceLock<Arc<crate::region::BulkRegions>>,
 }
 
 impl<M: SlotMem, D: Doorbell> Core<M, D> {
@@ -282,12 +284,21 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
             thread_id: OnceLock::new(),
             space_freed: AtomicBool::new(false),
             space_waker: OnceLock::new(),
+            regions: OnceLock::new(),
             this: this.clone(),
         })
     }
 
     pub(crate) fn set_space_waker(&self, waker: Box<dyn Fn() + Send + Sync>) {
         let _ = self.space_waker.set(waker);
+    }
+
+    pub(crate) fn share_bulk_regions(&self, regions: Arc<crate::region::BulkRegions>) {
+        let _ = self.regions.set(regions);
+    }
+
+    pub(crate) fn bulk_regions(&self) -> Option<&Arc<crate::region::BulkRegions>> {
+        self.regions.get()
     }
 
     fn start_thread(self: &Arc<Self>, name: &str) -> Result<()> {

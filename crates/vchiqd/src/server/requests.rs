@@ -14,6 +14,7 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::driver::{Blocking, BulkSink, CreateService, DriverError, Errno, Transfer};
 use crate::sys;
 use crate::waiters::Waiters;
+use vchiq_link::shm::SharedMemory;
 
 use super::connection::{Connection, StalledMessage, Wait};
 
@@ -59,42 +60,29 @@ enum BulkMemory {
     Inline,
 }
 
+/// Bulks from this size up move straight through the client's mapped memfd when the
+/// VideoCore is embedded ([`Transfer::Region`]); below it, mapping costs more than the
+/// copy it saves.
+pub const ZERO_COPY_MIN: u32 = 64 * 1024;
+
 /// Runs a bulk that may wait (BLOCKING, WAITING, or one the link had no room for).
 fn run_bulk(
     c: &Connection,
     req: wire::BulkRequest,
     mode: BulkMode,
-    transmit: bool,
-    data: Vec<u8>,
-    memory: BulkMemory,
+    transfer: Transfer,
     blocking: Blocking<'_>,
 ) -> Reply {
-    let r = if transmit {
-        c.driver.bulk_transmit(
-            &c.inst,
-            req.handle,
-            data,
-            req.userdata,
-            mode,
-            req.thread,
-            blocking,
-        )
-    } else {
-        let sink = match memory {
-            BulkMemory::Memfd(fd) => Some(Box::new(MemfdSink(fd)) as Box<dyn BulkSink>),
-            _ => None,
-        };
-        c.driver.bulk_receive(
-            &c.inst,
-            req.handle,
-            req.size,
-            sink,
-            req.userdata,
-            mode,
-            req.thread,
-            blocking,
-        )
-    };
+    let r = c.driver.transfer(
+        &c.inst,
+        req.handle,
+        transfer,
+        req.userdata,
+        mode,
+        req.thread,
+        blocking,
+        true,
+    );
     match r {
         Err(DriverError::Errno(crate::driver::BULK_INTERRUPTED)) => {
             let resp = wire::BulkResponse {
@@ -225,51 +213,55 @@ impl Requests<'_> {
             }
             BulkMemory::Memfd(fd)
         };
-        let data = |memory: &BulkMemory| -> Result<Vec<u8>, i32> {
-            match memory {
-                BulkMemory::Memfd(fd) if transmit => {
-                    sys::pread_vec(fd.as_fd(), req.size as usize, 0).map_err(|_| libc::EFAULT)
+        let d = &self.conn.driver;
+        let zero_copy = d.zero_copy() && req.size >= ZERO_COPY_MIN;
+        // What the driver moves: built again if the first try must be retried on the pool.
+        let transfer = |memory: &BulkMemory| -> Result<Transfer, i32> {
+            Ok(match memory {
+                BulkMemory::Memfd(fd) if zero_copy => {
+                    let fd = fd.try_clone().map_err(|_| libc::EMFILE)?;
+                    let mapping = SharedMemory::from_fd(fd).map_err(|_| libc::EFAULT)?;
+                    Transfer::Region {
+                        transmit,
+                        region: Arc::new(mapping),
+                        size: req.size,
+                    }
                 }
-                BulkMemory::Inline => Ok(inline_data.to_vec()),
-                _ => Ok(Vec::new()),
-            }
+                BulkMemory::Memfd(fd) if transmit => Transfer::Transmit(
+                    sys::pread_vec(fd.as_fd(), req.size as usize, 0).map_err(|_| libc::EFAULT)?,
+                ),
+                BulkMemory::Memfd(fd) => Transfer::Receive {
+                    size: req.size,
+                    sink: Some(Box::new(MemfdSink(
+                        fd.try_clone().map_err(|_| libc::EMFILE)?,
+                    ))),
+                },
+                BulkMemory::Inline => Transfer::Transmit(inline_data.to_vec()),
+                BulkMemory::None if transmit => Transfer::Transmit(Vec::new()),
+                BulkMemory::None => Transfer::Receive {
+                    size: req.size,
+                    sink: None,
+                },
+            })
         };
-        let bytes = match data(&memory) {
-            Ok(d) => d,
+        let first = match transfer(&memory) {
+            Ok(t) => t,
             Err(e) => return self.reply_r(tag, (-i64::from(e), Vec::new())),
         };
         if matches!(mode, BulkMode::Blocking | BulkMode::Waiting) {
             return self.spawn(tag, move |c, t| {
-                run_bulk(c, req, mode, transmit, bytes, memory, Blocking::Yes(t))
+                run_bulk(c, req, mode, first, Blocking::Yes(t))
             });
         }
-        let (d, inst) = (&self.conn.driver, &self.conn.inst);
-        let transfer = if transmit {
-            Transfer::Transmit(bytes)
-        } else {
-            // A duplicate: the sink is dropped if the link has no room, and the retry
-            // needs the memfd again.
-            let sink = match &memory {
-                BulkMemory::Memfd(fd) => match fd.try_clone() {
-                    Ok(fd) => Some(Box::new(MemfdSink(fd)) as Box<dyn BulkSink>),
-                    Err(_) => return self.reply_r(tag, (-i64::from(libc::EMFILE), Vec::new())),
-                },
-                _ => None,
-            };
-            Transfer::Receive {
-                size: req.size,
-                sink,
-            }
-        };
-        match d.try_bulk(inst, req.handle, transfer, req.userdata, mode) {
+        match d.try_bulk(&self.conn.inst, req.handle, first, req.userdata, mode) {
             Err(DriverError::WouldBlock) => {
-                let bytes = match data(&memory) {
-                    Ok(d) => d,
+                let again = match transfer(&memory) {
+                    Ok(t) => t,
                     Err(e) => return self.reply_r(tag, (-i64::from(e), Vec::new())),
                 };
                 self.conn
                     .pooled_in_order(self.pool, tag, posted, move |c, t| {
-                        let r = run_bulk(c, req, mode, transmit, bytes, memory, Blocking::Yes(t));
+                        let r = run_bulk(c, req, mode, again, Blocking::Yes(t));
                         if posted && r.0 < 0 {
                             return message_failed(r.0, Some(req.handle), true);
                         }
