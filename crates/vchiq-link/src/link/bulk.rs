@@ -224,35 +224,11 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
                 ),
             );
         }
-        if let Some(id) = l.region {
-            // The data moved through the client's memory: nothing to copy, the region ends.
-            if let Some(regions) = self.regions.get() {
-                regions.remove(id);
-            }
-            let ev = match (dir, ok) {
-                (TX, true) => ServiceEvent::BulkTransmitDone {
-                    userdata: l.userdata,
-                },
-                (TX, false) => ServiceEvent::BulkTransmitAborted {
-                    userdata: l.userdata,
-                },
-                (_, true) => ServiceEvent::BulkReceiveDone {
-                    userdata: l.userdata,
-                    data: Vec::new(),
-                },
-                (_, false) => ServiceEvent::BulkReceiveAborted {
-                    userdata: l.userdata,
-                },
-            };
-            if ok {
-                st.stats.bulks_done += 1;
-            } else {
-                st.stats.bulks_aborted += 1;
-            }
-            Self::push_event(st, dst, ev);
-            self.cond.notify_all();
-            return;
-        }
+        // A region's data is in the caller's memory already; an arena's is copied out.
+        let received = |l: &LocalBulk| match l.region {
+            Some(_) => Ok(Vec::new()),
+            None => self.mem.read_vec(off, l.size as usize),
+        };
         let ev = match (dir, ok) {
             (TX, true) => ServiceEvent::BulkTransmitDone {
                 userdata: l.userdata,
@@ -260,7 +236,7 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
             (TX, false) => ServiceEvent::BulkTransmitAborted {
                 userdata: l.userdata,
             },
-            (_, true) => match self.mem.read_vec(off, l.size as usize) {
+            (_, true) => match received(&l) {
                 Ok(data) => ServiceEvent::BulkReceiveDone {
                     userdata: l.userdata,
                     data,
@@ -273,7 +249,11 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
                 userdata: l.userdata,
             },
         };
-        st.arena.free(off, l.size as usize);
+        match (l.region, self.regions.get()) {
+            (Some(id), Some(regions)) => regions.remove(id),
+            (Some(_), None) => {}
+            (None, _) => st.arena.free(off, l.size as usize),
+        }
         if ok {
             st.stats.bulks_done += 1;
         } else {
@@ -445,13 +425,7 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
         }
         let mut st = self.lock();
         Self::check_link(&st)?;
-        let s = Self::lookup(&mut st, h)?;
-        if s.state != SrvState::Open {
-            return Err(Error::NotOpen {
-                handle: h,
-                state: s.state,
-            });
-        }
+        let s = Self::lookup_open(&mut st, h)?;
         if s.bulk[dir].local.len() >= NUM_SERVICE_BULKS {
             return Ok(false);
         }

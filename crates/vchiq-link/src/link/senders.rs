@@ -8,7 +8,7 @@ use zerocopy::IntoBytes;
 
 use super::{Core, State};
 use crate::abi::defs::{MAX_MSG_SIZE, SLOT_SIZE, stride};
-use crate::abi::msg::{MsgType, SrvState};
+use crate::abi::msg::MsgType;
 use crate::doorbell::Doorbell;
 use crate::layout::{MsgHeader, TRIGGER_OFF, TX_POS_OFF};
 use crate::service::ServiceHandle;
@@ -190,13 +190,7 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
         let mut st = self.lock();
         loop {
             Self::check_link(&st)?;
-            let s = Self::lookup(&mut st, h)?;
-            if s.state != SrvState::Open {
-                return Err(Error::NotOpen {
-                    handle: h,
-                    state: s.state,
-                });
-            }
+            let s = Self::lookup_open(&mut st, h)?;
             let remote = s.remoteport;
             self.flush_outbox(&mut st)?;
             if st.outbox.is_empty() {

@@ -72,6 +72,18 @@ impl<M: SlotMem, D: Doorbell> Core<M, D> {
         }
     }
 
+    /// [`Core::lookup`], failing with [`Error::NotOpen`] unless the service is open.
+    pub(super) fn lookup_open(st: &mut State, h: ServiceHandle) -> Result<&mut Service> {
+        let s = Self::lookup(st, h)?;
+        if s.state != SrvState::Open {
+            return Err(Error::NotOpen {
+                handle: h,
+                state: s.state,
+            });
+        }
+        Ok(s)
+    }
+
     // ------------------------------------------------------------------ opening
 
     pub(super) fn handle_open(
