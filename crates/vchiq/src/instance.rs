@@ -62,9 +62,38 @@ pub(crate) struct Core {
     /// Bulk buffers whose address a native driver may still hold; freed with the core,
     /// i.e. after `transport` (declared first, so dropped first) has closed the device.
     retired: Mutex<Vec<Box<[u8]>>>,
+    /// Memfds of finished BLOCKING bulks, kept for the next ones: their pages stay
+    /// allocated, so a transfer does not pay for fresh ones (at most
+    /// [`MEMFD_CACHE_BYTES`] in all).
+    memfds: Mutex<Vec<(std::fs::File, usize)>>,
 }
 
+/// Bytes of bulk memfds an instance keeps for reuse.
+const MEMFD_CACHE_BYTES: usize = 16 << 20;
+
 impl Core {
+    /// A cached bulk memfd of at least `len` bytes, if one is free.
+    pub fn take_memfd(&self, len: usize) -> Option<std::fs::File> {
+        let mut c = self.memfds.lock().unwrap_or_else(PoisonError::into_inner);
+        // The smallest that fits.
+        let i = c
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, size))| *size >= len)
+            .min_by_key(|(_, (_, size))| *size)
+            .map(|(i, _)| i)?;
+        Some(c.swap_remove(i).0)
+    }
+
+    /// Gives back a memfd the driver is done with (a BLOCKING bulk that returned).
+    pub fn keep_memfd(&self, file: std::fs::File, size: usize) {
+        let mut c = self.memfds.lock().unwrap_or_else(PoisonError::into_inner);
+        let held: usize = c.iter().map(|(_, s)| s).sum();
+        if held + size <= MEMFD_CACHE_BYTES {
+            c.push((file, size));
+        }
+    }
+
     /// Keeps `bufs` until the device is closed (see `retired`).
     pub fn retire(&self, bufs: Vec<Box<[u8]>>) {
         self.retired
@@ -372,6 +401,7 @@ impl Instance {
             completion_thread: OnceLock::new(),
             shut: AtomicBool::new(false),
             retired: Mutex::new(Vec::new()),
+            memfds: Mutex::new(Vec::new()),
         });
         let thread = {
             let core = Arc::clone(&core);

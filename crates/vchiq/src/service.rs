@@ -554,6 +554,20 @@ impl Service {
             self.bulk_call_with(Op::QueueBulkTransmit, req, None, None, Some(data))?;
             return Ok(());
         }
+        if mode == BulkMode::Blocking {
+            // The driver is done with the memfd when the call returns: reuse one.
+            let memfd = match self.core().take_memfd(data.len()) {
+                Some(f) => {
+                    sys::overwrite(&f, data)?;
+                    f
+                }
+                None => sys::memfd_with("vchiq-bulk-tx", data)?,
+            };
+            let size = sys::file_len(&memfd)?;
+            self.bulk_call(Op::QueueBulkTransmit, req, Some(&memfd), None)?;
+            self.core().keep_memfd(memfd, size);
+            return Ok(());
+        }
         let memfd = sys::memfd_with("vchiq-bulk-tx", data)?;
         self.bulk_call(Op::QueueBulkTransmit, req, Some(&memfd), None)?;
         Ok(())
@@ -611,6 +625,17 @@ impl Service {
         };
         if self.core().transport.direct_bulk() {
             return self.bulk_receive_direct(len, mode, req);
+        }
+        if mode == BulkMode::Blocking {
+            let memfd = match self.core().take_memfd(len) {
+                Some(f) => f,
+                None => sys::memfd_sized("vchiq-bulk-rx", len)?,
+            };
+            let size = sys::file_len(&memfd)?;
+            self.bulk_call(Op::QueueBulkReceive, req, Some(&memfd), None)?;
+            let data = sys::read_all(&memfd, len)?;
+            self.core().keep_memfd(memfd, size);
+            return Ok(Some(data));
         }
         let memfd = sys::memfd_sized("vchiq-bulk-rx", len)?;
         match mode {

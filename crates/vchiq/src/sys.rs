@@ -147,6 +147,16 @@ pub(crate) fn memfd_sized(name: &str, len: usize) -> io::Result<File> {
     Ok(file)
 }
 
+/// Writes `data` at the start of a (reused) bulk memfd.
+pub(crate) fn overwrite(file: &File, data: &[u8]) -> io::Result<()> {
+    file.write_all_at(data, 0)
+}
+
+/// The size of a memfd.
+pub(crate) fn file_len(file: &File) -> io::Result<usize> {
+    Ok(usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX))
+}
+
 /// The first `len` bytes of `file`.
 pub(crate) fn read_all(file: &File, len: usize) -> io::Result<Vec<u8>> {
     // Read into spare capacity: no zeroing of a buffer about to be overwritten.

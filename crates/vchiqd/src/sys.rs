@@ -252,6 +252,12 @@ pub fn file_size(fd: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(rustix::fs::fstat(fd)?.st_size as u64)
 }
 
+/// The file's identity, `(st_dev, st_ino)`: two descriptors of one memfd have the same.
+pub fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
 /// Clears `FD_CLOEXEC` so that a child process inherits `fd`.
 pub fn clear_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
     let flags = rustix::io::fcntl_getfd(fd)?;

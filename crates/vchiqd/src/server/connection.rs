@@ -22,6 +22,7 @@ use zerocopy::IntoBytes;
 use crate::driver::{Blocking, CancelToken, Driver, DriverError, Instance};
 use crate::parking::Parking;
 use crate::sys;
+use vchiq_link::shm::{SharedMemory, SlotMem};
 
 use super::requests::{Reply, encode_await};
 
@@ -106,7 +107,17 @@ pub struct Connection {
     is_stalled: AtomicBool,
     stalls: Arc<Stalls>,
     closed: AtomicBool,
+    /// Mappings of this client's bulk memfds, by file identity: a client that reuses its
+    /// buffer (the library does for BLOCKING bulks) costs no mmap and no page faults per
+    /// transfer. At most [`MAPPING_CACHE_BYTES`] in all.
+    mappings: Mutex<VecDeque<(FileId, Arc<SharedMemory>)>>,
 }
+
+/// `(st_dev, st_ino)` of a client's memfd.
+type FileId = (u64, u64);
+
+/// Bytes of a client's memfds the daemon keeps mapped between bulks.
+pub const MAPPING_CACHE_BYTES: usize = 16 << 20;
 
 impl Connection {
     /// Registers the socket with the loop and the connection as the instance's waker.
@@ -131,6 +142,7 @@ impl Connection {
             is_stalled: AtomicBool::new(false),
             stalls,
             closed: AtomicBool::new(false),
+            mappings: Mutex::new(VecDeque::new()),
         });
         let flags = conn.interest(&Outbox::default());
         epoll::add(
@@ -180,6 +192,25 @@ impl Connection {
             Ok(()) => out.registered = Some(want),
             Err(e) => tracing::debug!(client_id = self.client_id(), "epoll modify: {e}"),
         }
+    }
+
+    /// The mapping of a client's memfd for a zero-copy bulk, reused while the client
+    /// passes the same file.
+    pub(super) fn map_memfd(&self, fd: &OwnedFd) -> std::io::Result<Arc<SharedMemory>> {
+        let id = crate::sys::file_id(fd.as_fd())?;
+        let mut cache = lock(&self.mappings);
+        if let Some((_, m)) = cache.iter().find(|(k, _)| *k == id) {
+            return Ok(m.clone());
+        }
+        let m = Arc::new(SharedMemory::from_fd(fd.try_clone()?).map_err(std::io::Error::other)?);
+        cache.push_back((id, m.clone()));
+        // Oldest out first, down to the budget (the newest always stays).
+        while cache.len() > 1
+            && cache.iter().map(|(_, m)| m.len()).sum::<usize>() > MAPPING_CACHE_BYTES
+        {
+            cache.pop_front();
+        }
+        Ok(m)
     }
 
     /// Sends one response, now if the socket takes it, else after the queued ones.
@@ -432,6 +463,7 @@ impl Connection {
         }
         self.parked.clear();
         *lock(&self.stalled) = None;
+        lock(&self.mappings).clear();
         self.driver.release_instance(&self.inst);
         let mut out = lock(&self.out);
         out.frames.clear();

@@ -14,7 +14,6 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::driver::{Blocking, BulkSink, CreateService, DriverError, Errno, Transfer};
 use crate::sys;
 use crate::waiters::Waiters;
-use vchiq_link::shm::SharedMemory;
 
 use super::connection::{Connection, StalledMessage, Wait};
 
@@ -218,15 +217,11 @@ impl Requests<'_> {
         // What the driver moves: built again if the first try must be retried on the pool.
         let transfer = |memory: &BulkMemory| -> Result<Transfer, i32> {
             Ok(match memory {
-                BulkMemory::Memfd(fd) if zero_copy => {
-                    let fd = fd.try_clone().map_err(|_| libc::EMFILE)?;
-                    let mapping = SharedMemory::from_fd(fd).map_err(|_| libc::EFAULT)?;
-                    Transfer::Region {
-                        transmit,
-                        region: Arc::new(mapping),
-                        size: req.size,
-                    }
-                }
+                BulkMemory::Memfd(fd) if zero_copy => Transfer::Region {
+                    transmit,
+                    region: self.conn.map_memfd(fd).map_err(|_| libc::EFAULT)?,
+                    size: req.size,
+                },
                 BulkMemory::Memfd(fd) if transmit => Transfer::Transmit(
                     sys::pread_vec(fd.as_fd(), req.size as usize, 0).map_err(|_| libc::EFAULT)?,
                 ),
