@@ -43,8 +43,9 @@ pub const MAX_FRAME: usize = 160 * 1024;
 pub const MAX_TEXT: usize = MAX_FRAME - 64;
 
 /// The largest bulk one request may move, and the most bulk bytes one instance may have
-/// outstanding: the daemon's bulk arena in shared memory is common to every client.
-pub const MAX_BULK: u32 = 8 << 20;
+/// outstanding: bulks that go through the daemon's bulk arena (32 MiB of shared memory,
+/// common to every client) may hold at most half of it.
+pub const MAX_BULK: u32 = 16 << 20;
 
 /// `msg_size` of a [`CompletionRecord`] that carries no message.
 pub const NO_MESSAGE: u32 = u32::MAX;

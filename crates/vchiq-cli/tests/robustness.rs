@@ -193,7 +193,7 @@ fn bad_handles_and_bad_bulk_buffers_get_errors() {
     .unwrap();
     assert_eq!(response(&a, 42).map(|r| r.0), Some(EINVAL));
     // One instance cannot take more than its share of the bulk arena: receives that the
-    // VideoCore never answers (echo does not transmit) stay outstanding; past 8 MiB, ENOMEM.
+    // VideoCore never answers (echo does not transmit) stay outstanding; past 16 MiB, ENOMEM.
     let big = |size: u32| wire::BulkRequest {
         handle: ha,
         size,
@@ -201,13 +201,13 @@ fn bad_handles_and_bad_bulk_buffers_get_errors() {
         mode: 2,
         thread: 1,
     };
-    let four_mib = sys::sealed_memfd(&[], 4 << 20, libc::F_SEAL_SHRINK).unwrap();
+    let eight_mib = sys::sealed_memfd(&[], 8 << 20, libc::F_SEAL_SHRINK).unwrap();
     for (tag, expect) in [(50, 0), (51, 0), (52, -(libc::ENOMEM as i64))] {
         send(
             &a,
             req(tag, Op::QueueBulkReceive, 0),
-            big(4 << 20).as_bytes(),
-            &[&four_mib],
+            big(8 << 20).as_bytes(),
+            &[&eight_mib],
         )
         .unwrap();
         assert_eq!(
@@ -216,18 +216,18 @@ fn bad_handles_and_bad_bulk_buffers_get_errors() {
             "receive {tag}"
         );
     }
-    let nine_mib = sys::sealed_memfd(&[], 9 << 20, libc::F_SEAL_SHRINK).unwrap();
+    let too_big = sys::sealed_memfd(&[], 17 << 20, libc::F_SEAL_SHRINK).unwrap();
     send(
         &a,
         req(53, Op::QueueBulkReceive, 0),
-        big(9 << 20).as_bytes(),
-        &[&nine_mib],
+        big(17 << 20).as_bytes(),
+        &[&too_big],
     )
     .unwrap();
     assert_eq!(
         response(&a, 53).map(|r| r.0),
         Some(EINVAL),
-        "a bulk over 8 MiB"
+        "a bulk over 16 MiB"
     );
     // Too many elements.
     let mut payload = wire::QueueMessageRequest {

@@ -69,7 +69,7 @@ pub(crate) struct Core {
 }
 
 /// Bytes of bulk memfds an instance keeps for reuse.
-const MEMFD_CACHE_BYTES: usize = 16 << 20;
+const MEMFD_CACHE_BYTES: usize = 32 << 20;
 
 impl Core {
     /// A cached bulk memfd of at least `len` bytes, if one is free.

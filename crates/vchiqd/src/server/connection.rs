@@ -117,7 +117,7 @@ pub struct Connection {
 type FileId = (u64, u64);
 
 /// Bytes of a client's memfds the daemon keeps mapped between bulks.
-pub const MAPPING_CACHE_BYTES: usize = 16 << 20;
+pub const MAPPING_CACHE_BYTES: usize = 32 << 20;
 
 impl Connection {
     /// Registers the socket with the loop and the connection as the instance's waker.
