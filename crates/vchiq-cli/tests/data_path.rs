@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::raw::*;
 use common::*;
 use vchiq_abi::wire::{self, Op};
-use zerocopy::IntoBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
 /// `MSG_ECHO` of the echo service: the whole message comes back.
 const MSG_ECHO: u32 = 5;
@@ -178,4 +178,68 @@ fn flags_on_other_requests_are_refused() {
             "flags {flags:#x} on {op:?}"
         );
     }
+}
+
+#[test]
+fn a_blocking_bulk_is_parked_and_cancel_keeps_its_waiter() {
+    let d = TestDaemon::start(&[]);
+    let sock = connect(&d);
+    let h = open_echo(&sock);
+    // echo never transmits unprompted: a BLOCKING (1) receive waits (parked, no thread).
+    let bulk = |mode: u32| wire::BulkRequest {
+        handle: h,
+        size: 4096,
+        userdata: 9,
+        mode,
+        thread: 4242,
+    };
+    let buf = vchiqd::sys::sealed_memfd(&[], 4096, libc::F_SEAL_SHRINK).unwrap();
+    send(
+        &sock,
+        req(70, Op::QueueBulkReceive, 0),
+        bulk(1).as_bytes(),
+        &[&buf],
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    send(&sock, req(71, Op::Cancel, 70), &[], &[]).unwrap();
+    // Interrupted as the kernel does it: EINTR, and the struct now says WAITING.
+    let (result, payload) = response(&sock, 70).expect("the cancelled bulk is answered");
+    assert_eq!(result, -i64::from(libc::EINTR));
+    let back = wire::BulkResponse::read_from_prefix(&payload).unwrap().0;
+    assert_eq!(back.mode, 3, "BulkMode::Waiting");
+    // WAITING resumes the same wait (nothing saved for another thread: ESRCH).
+    let other = wire::BulkRequest {
+        thread: 1,
+        ..bulk(3)
+    };
+    send(
+        &sock,
+        req(72, Op::QueueBulkReceive, 0),
+        other.as_bytes(),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        response(&sock, 72).map(|r| r.0),
+        Some(-i64::from(libc::ESRCH))
+    );
+    send(
+        &sock,
+        req(73, Op::QueueBulkReceive, 0),
+        bulk(3).as_bytes(),
+        &[],
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    send(&sock, req(74, Op::Cancel, 73), &[], &[]).unwrap();
+    assert_eq!(
+        response(&sock, 73).map(|r| r.0),
+        Some(-i64::from(libc::EINTR))
+    );
+    // The connection still serves.
+    assert_eq!(
+        call(&sock, 75, Op::GetClientId, u64::from(h), &[]).map(|r| r > 0),
+        Some(true)
+    );
 }

@@ -2,8 +2,8 @@
 //!
 //! The common waits (AWAIT_COMPLETION, blocking DEQUEUE_MESSAGE) are parked state in the
 //! event loop, not threads ([`crate::server`]). The requests that wait in several phases
-//! (CONNECT, opening a service, CLOSE/REMOVE handshakes, BLOCKING bulks, a message
-//! waiting for quota) run here, on a thread shared by every connection. Idle waiters are
+//! (CONNECT, opening a service, CLOSE/REMOVE handshakes, a bulk the link has no room for)
+//! run here, on a thread shared by every connection. Idle waiters are
 //! kept and reused; a new one is started only when all are busy, up to [`MAX_WAITERS`].
 
 use std::collections::VecDeque;

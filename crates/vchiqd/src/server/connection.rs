@@ -19,9 +19,10 @@ use rustix::event::epoll;
 use vchiq_abi::wire::{self, ResponseHeader};
 use zerocopy::IntoBytes;
 
-use crate::driver::{Blocking, CancelToken, Driver, DriverError, Instance};
+use crate::driver::{Blocking, CancelToken, Driver, DriverError, Instance, Transfer};
 use crate::parking::Parking;
 use crate::sys;
+use vchiq_abi::enums::BulkMode;
 use vchiq_link::shm::{SharedMemory, SlotMem};
 
 use super::requests::{Reply, encode_await};
@@ -43,6 +44,14 @@ pub enum Wait {
     Await(wire::AwaitRequest),
     /// A blocking DEQUEUE_MESSAGE with nothing queued (and whether it is a batch).
     Dequeue(wire::DequeueRequest, bool),
+    /// A BLOCKING bulk that is queued and not done: the driver keeps it as the saved
+    /// waiter of `thread`, so this is a WAITING retry, tried again on every change.
+    Bulk {
+        /// The handle.
+        handle: u32,
+        /// The caller's thread (the saved waiter's key).
+        thread: u32,
+    },
 }
 
 struct Parked {
@@ -356,6 +365,24 @@ impl Connection {
                 r => Some(encode_await(r)),
             },
             Wait::Dequeue(req, batch) => super::requests::dequeue(d, inst, req, batch),
+            Wait::Bulk { handle, thread } => {
+                // WAITING takes the saved waiter, reports the outcome if the transfer is
+                // done, or saves it again.
+                let r = d.transfer(
+                    inst,
+                    handle,
+                    Transfer::Transmit(Vec::new()),
+                    0,
+                    BulkMode::Waiting,
+                    thread,
+                    Blocking::No,
+                    false,
+                );
+                match r {
+                    Err(DriverError::Errno(crate::driver::BULK_INTERRUPTED)) => None,
+                    r => Some(super::requests::unit(r)),
+                }
+            }
         }
     }
 
@@ -442,11 +469,18 @@ impl Connection {
     /// is interrupted.
     pub(super) fn cancel(&self, tag: u32) {
         if let Some(p) = self.parked.take(|p| p.tag == tag) {
-            if let Wait::Dequeue(req, _) = p.wait {
-                self.driver
-                    .set_dequeue_waiting(&self.inst, req.handle, false);
-            }
-            return self.reply(tag, (-i64::from(libc::EINTR), Vec::new()));
+            let payload = match p.wait {
+                Wait::Dequeue(req, _) => {
+                    self.driver
+                        .set_dequeue_waiting(&self.inst, req.handle, false);
+                    Vec::new()
+                }
+                // As the kernel: the waiter stays saved, and the answer says WAITING so
+                // that re-issuing the request resumes the wait.
+                Wait::Bulk { .. } => super::requests::waiting_again(),
+                Wait::Await(_) => Vec::new(),
+            };
+            return self.reply(tag, (-i64::from(libc::EINTR), payload));
         }
         if let Some(t) = lock(&self.pooled).get(&tag) {
             self.driver.cancel(&self.inst, t);

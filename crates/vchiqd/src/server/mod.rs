@@ -6,7 +6,8 @@
 //! to the others) and serves each one on the spot:
 //!
 //! - a request that can be answered now is answered now, from the loop;
-//! - AWAIT_COMPLETION and a blocking DEQUEUE_MESSAGE that find nothing are **parked**:
+//! - AWAIT_COMPLETION and a blocking DEQUEUE_MESSAGE that find nothing, and a BLOCKING bulk
+//!   once queued (the driver's saved waiter, retried as WAITING), are **parked**:
 //!   kept as data in the connection, and retried by whichever thread changes the
 //!   instance's state (the instance's waker, usually the link's handler thread when the
 //!   VideoCore's message arrives), which writes the reply itself. A completion therefore
@@ -15,7 +16,7 @@
 //!   it is retried when the link recycles slots (the link's space waker, on its handler
 //!   thread) and nothing after it is read meanwhile, so messages keep their order;
 //! - requests that wait in several phases (CONNECT, opening a service, CLOSE/REMOVE with
-//!   their handshakes, BLOCKING and WAITING bulks) run on a
+//!   their handshakes, a bulk the link has no room for) run on a
 //!   small daemon-wide pool of waiter threads ([`crate::waiters`]), at most
 //!   [`connection::MAX_POOLED_PER_CONNECTION`] per connection.
 //!

@@ -30,7 +30,7 @@ pub(super) fn errno_result(e: DriverError) -> i64 {
     }
 }
 
-fn unit(r: crate::driver::Result<()>) -> Reply {
+pub(super) fn unit(r: crate::driver::Result<()>) -> Reply {
     (r.map_or_else(errno_result, |()| 0), Vec::new())
 }
 
@@ -84,14 +84,21 @@ fn run_bulk(
     );
     match r {
         Err(DriverError::Errno(crate::driver::BULK_INTERRUPTED)) => {
-            let resp = wire::BulkResponse {
-                mode: BulkMode::Waiting as u32,
-                _pad: 0,
-            };
-            (-i64::from(libc::EINTR), resp.as_bytes().to_vec())
+            (-i64::from(libc::EINTR), waiting_again())
         }
         r => unit(r),
     }
+}
+
+/// The payload of an interrupted BLOCKING bulk's answer: mode WAITING, so that the caller
+/// re-issues it to resume the wait.
+pub(super) fn waiting_again() -> Vec<u8> {
+    wire::BulkResponse {
+        mode: BulkMode::Waiting as u32,
+        _pad: 0,
+    }
+    .as_bytes()
+    .to_vec()
 }
 
 /// Checks a bulk memfd: big enough and sealed against shrinking (so the daemon never reads
@@ -244,9 +251,41 @@ impl Requests<'_> {
             Err(e) => return self.reply_r(tag, (-i64::from(e), Vec::new())),
         };
         if matches!(mode, BulkMode::Blocking | BulkMode::Waiting) {
-            return self.spawn(tag, move |c, t| {
-                run_bulk(c, req, mode, first, Blocking::Yes(t))
-            });
+            // Queued now (without waiting for link room) and then parked as the saved
+            // waiter of the caller's thread: no thread waits for the transfer.
+            let wait = Wait::Bulk {
+                handle: req.handle,
+                thread: req.thread,
+            };
+            if mode == BulkMode::Waiting {
+                return self.conn.park(tag, wait);
+            }
+            let r = d.transfer(
+                &self.conn.inst,
+                req.handle,
+                first,
+                req.userdata,
+                mode,
+                req.thread,
+                Blocking::No,
+                false,
+            );
+            return match r {
+                Err(DriverError::Errno(crate::driver::BULK_INTERRUPTED)) => {
+                    self.conn.park(tag, wait)
+                }
+                Err(DriverError::WouldBlock) => {
+                    let again = match transfer(&memory) {
+                        Ok(t) => t,
+                        Err(e) => return self.reply_r(tag, (-i64::from(e), Vec::new())),
+                    };
+                    self.conn
+                        .pooled_in_order(self.pool, tag, false, move |c, t| {
+                            run_bulk(c, req, mode, again, Blocking::Yes(t))
+                        });
+                }
+                r => self.reply_r(tag, unit(r)),
+            };
         }
         match d.try_bulk(&self.conn.inst, req.handle, first, req.userdata, mode) {
             Err(DriverError::WouldBlock) => {
