@@ -243,3 +243,63 @@ fn a_blocking_bulk_is_parked_and_cancel_keeps_its_waiter() {
         Some(true)
     );
 }
+
+/// The daemon's instance count, from its STATUS dump.
+fn instances(sock: &std::os::fd::OwnedFd) -> usize {
+    send(sock, req(90, Op::Status, 0), &[], &[]).unwrap();
+    let (_, text) = response(sock, 90).expect("status");
+    let text = String::from_utf8_lossy(&text).into_owned();
+    text.split(" instance(s)")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no instance count in {text}"))
+}
+
+#[test]
+fn a_client_that_dies_mid_stream_leaves_nothing_behind() {
+    let d = TestDaemon::start(&[]);
+    let watcher = connect(&d);
+    let before = instances(&watcher);
+    let sock = connect(&d);
+    let h = open_echo(&sock);
+    assert_eq!(instances(&watcher), before + 1);
+    // Posts far more than the quota and reads nothing: the connection stalls, the replies
+    // pile up; then the client vanishes with its socket.
+    let writer = {
+        let sock = sock.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for seq in 0..20_000u32 {
+                let m = message(h, &echo_body(seq));
+                if send(&sock, posted(u32::MAX, Op::QueueMessage), &m, &[]).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    vchiqd::sys::shutdown_socket(std::os::fd::AsFd::as_fd(&sock));
+    drop(sock);
+    writer.join().unwrap();
+    // The instance is released, and the daemon serves the others.
+    let t0 = std::time::Instant::now();
+    while instances(&watcher) != before {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the dead client's instance stayed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, out, err) = d.run(&["gencmd", "measure_temp"], Duration::from_secs(20));
+    assert_eq!(code, Some(0), "gencmd after the dead client: {out} {err}");
+    let again = connect(&d);
+    let h2 = open_echo(&again);
+    send(
+        &again,
+        posted(u32::MAX, Op::QueueMessage),
+        &message(h2, &echo_body(5)),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(dequeue_batch(&again, 91, h2), [echo_body(5)]);
+}
