@@ -85,12 +85,17 @@ impl Stalls {
     pub fn retry_all(&self) {
         let waiting = std::mem::take(&mut *lock(&self.0));
         for c in waiting.iter().filter_map(std::sync::Weak::upgrade) {
+            c.in_stalls.store(false, Ordering::Release);
             c.retry_stalled();
         }
     }
 
+    /// Registers `conn` once (a connection that is retried and still stalled comes back).
     fn add(&self, conn: &Arc<Connection>) {
-        lock(&self.0).push(Arc::downgrade(conn));
+        let mut list = lock(&self.0);
+        if !conn.in_stalls.swap(true, Ordering::AcqRel) {
+            list.push(Arc::downgrade(conn));
+        }
     }
 }
 
@@ -114,6 +119,8 @@ pub struct Connection {
     pooled: Mutex<HashMap<u32, Arc<CancelToken>>>,
     stalled: Mutex<Option<StalledMessage>>,
     is_stalled: AtomicBool,
+    /// Registered in [`Stalls`] now.
+    in_stalls: AtomicBool,
     stalls: Arc<Stalls>,
     closed: AtomicBool,
     /// Mappings of this client's bulk memfds, by file identity: a client that reuses its
@@ -149,6 +156,7 @@ impl Connection {
             pooled: Mutex::new(HashMap::new()),
             stalled: Mutex::new(None),
             is_stalled: AtomicBool::new(false),
+            in_stalls: AtomicBool::new(false),
             stalls,
             closed: AtomicBool::new(false),
             mappings: Mutex::new(VecDeque::new()),
