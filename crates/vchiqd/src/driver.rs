@@ -998,6 +998,26 @@ impl Driver {
         )
     }
 
+    /// Polls the BLOCKING bulk saved for `thread` (queued with [`Blocking::No`], which
+    /// saves it, or interrupted): `None` while it is not done (it stays saved), else its
+    /// outcome, as a WAITING retry would give it. For front ends that park BLOCKING bulks.
+    pub fn poll_saved_bulk(&self, inst: &Instance, handle: u32, thread: u32) -> Option<Result<()>> {
+        let r = self.transfer(
+            inst,
+            handle,
+            Transfer::Transmit(Vec::new()),
+            0,
+            BulkMode::Waiting,
+            thread,
+            Blocking::No,
+            false,
+        );
+        match r {
+            Err(DriverError::Errno(BULK_INTERRUPTED)) => None,
+            r => Some(r),
+        }
+    }
+
     /// Whether bulks can move straight through the caller's memory ([`Transfer::Region`]):
     /// the VideoCore is embedded and shares the link's region table.
     pub fn zero_copy(&self) -> bool {

@@ -24,7 +24,7 @@ use zerocopy::FromBytes;
 use super::abi::{self, InHeader, IoctlIn};
 use super::{IoctlReply, Session, sys};
 use crate::driver::{
-    BULK_INTERRUPTED, Blocking, BulkSink, CreateService, DriverError, Errno, Instance,
+    BULK_INTERRUPTED, Blocking, BulkSink, CreateService, DriverError, Errno, Instance, Transfer,
 };
 use crate::server::MAX_BULK;
 
@@ -340,8 +340,6 @@ fn bulk(s: &Arc<Session>, r: &Req<'_>, transmit: bool) -> Option<IoctlReply> {
     let Ok(mode) = BulkMode::try_from(a.mode) else {
         return Some(Err(libc::EINVAL));
     };
-    let mut data = Vec::new();
-    let mut sink: Option<Box<dyn BulkSink>> = None;
     if mode != BulkMode::Waiting {
         if a.data == 0 {
             return Some(Err(libc::EIO));
@@ -349,55 +347,96 @@ fn bulk(s: &Arc<Session>, r: &Req<'_>, transmit: bool) -> Option<IoctlReply> {
         if a.size > MAX_BULK {
             return Some(Err(libc::EINVAL));
         }
-        // Transmit: the data now. Receive: check the buffer is mapped now (the kernel pins
-        // it at queue time), write it when the transfer completes.
-        match r.caller.read(a.data, a.size as usize) {
-            Ok(d) if transmit => data = d,
-            Ok(_) => {
-                let pid = super::tgid_of(r.caller.tid as u32).map_or(r.caller.tid, |p| p as i32);
-                sink = Some(Box::new(ProcessSink { pid, addr: a.data }));
-            }
-            Err(e) => return Some(Err(e)),
-        }
     }
     let thread = r.caller.tid as u32;
-    let layout = r.layout;
-    let caller = r.caller;
-    let arg = r.arg;
-    let run = move |s: &Session, inst: &Instance, blocking: Blocking<'_>| -> IoctlReply {
-        let res = if transmit {
-            s.driver
-                .bulk_transmit(inst, a.handle, data, a.userdata, mode, thread, blocking)
+    let (layout, caller, arg) = (r.layout, r.caller, r.arg);
+    // What the driver moves, read from the caller now (a transmit's data; for a receive,
+    // a check that the buffer is mapped, as the kernel pins it at queue time). Built again
+    // if the first try must be retried on a worker.
+    let material = move || -> Result<Transfer, i32> {
+        if mode == BulkMode::Waiting {
+            return Ok(Transfer::Transmit(Vec::new()));
+        }
+        let bytes = caller.read(a.data, a.size as usize)?;
+        Ok(if transmit {
+            Transfer::Transmit(bytes)
         } else {
-            s.driver.bulk_receive(
-                inst, a.handle, a.size, sink, a.userdata, mode, thread, blocking,
-            )
-        };
-        match res {
+            let pid = super::tgid_of(caller.tid as u32).map_or(caller.tid, |p| p as i32);
+            Transfer::Receive {
+                size: a.size,
+                sink: Some(Box::new(ProcessSink { pid, addr: a.data })),
+            }
+        })
+    };
+    // As the kernel on an interrupted BLOCKING bulk: the waiter is kept for this thread,
+    // and the caller's struct says WAITING so that re-issuing the ioctl resumes the wait.
+    let waiting_back = move || {
+        let waiting = BulkMode::Waiting.raw().to_ne_bytes();
+        if let Err(e) = caller.write(arg + bulk_mode_offset(layout), &waiting) {
+            tracing::debug!("writing WAITING back: errno {e}");
+        }
+    };
+    let run = move |s: &Session, inst: &Instance, t: Transfer, b: Blocking<'_>| -> IoctlReply {
+        match s
+            .driver
+            .transfer(inst, a.handle, t, a.userdata, mode, thread, b, true)
+        {
             Err(DriverError::Errno(BULK_INTERRUPTED))
                 if matches!(mode, BulkMode::Blocking | BulkMode::Waiting) =>
             {
-                // As the kernel: the waiter is kept for this thread, and the caller's struct
-                // says WAITING so that re-issuing the ioctl resumes the wait.
-                let waiting = BulkMode::Waiting.raw().to_ne_bytes();
-                if let Err(e) = caller.write(arg + bulk_mode_offset(layout), &waiting) {
-                    tracing::debug!("writing WAITING back: errno {e}");
-                }
+                waiting_back();
                 Err(libc::EINTR)
             }
             r => unit(r),
         }
     };
-    if matches!(mode, BulkMode::Blocking | BulkMode::Waiting) {
-        let inst = r.inst.clone();
-        let unique = r.unique;
-        s.defer(unique, &r.inst, move |s, t| {
-            let reply = run(s, &inst, Blocking::Yes(t));
-            s.finish(unique, &reply);
-        });
-        return None;
+    let first = match material() {
+        Ok(t) => t,
+        Err(e) => return Some(Err(e)),
+    };
+    let queued = if mode == BulkMode::Waiting {
+        Err(DriverError::Errno(BULK_INTERRUPTED))
+    } else {
+        // Never waits here (this is the thread that reads /dev/fuse): a BLOCKING bulk is
+        // queued and then parked as the saved waiter of the caller's thread.
+        s.driver.transfer(
+            &r.inst,
+            a.handle,
+            first,
+            a.userdata,
+            mode,
+            thread,
+            Blocking::No,
+            false,
+        )
+    };
+    match queued {
+        Err(DriverError::Errno(BULK_INTERRUPTED))
+            if matches!(mode, BulkMode::Blocking | BulkMode::Waiting) =>
+        {
+            let inst = r.inst.clone();
+            let retry =
+                move |s: &Session| s.driver.poll_saved_bulk(&inst, a.handle, thread).map(unit);
+            // Interrupted while parked: the waiter stays saved in the driver.
+            let undo = Box::new(move |_: &Session| waiting_back());
+            s.park(&r.file, r.unique, Box::new(retry), |_| {}, Some(undo))
+        }
+        Err(DriverError::WouldBlock) => {
+            // No room in the link (4 outstanding, the arena full): wait on a worker.
+            let again = match material() {
+                Ok(t) => t,
+                Err(e) => return Some(Err(e)),
+            };
+            let inst = r.inst.clone();
+            let unique = r.unique;
+            s.defer(unique, &r.inst, move |s, t| {
+                let reply = run(s, &inst, again, Blocking::Yes(t));
+                s.finish(unique, &reply);
+            });
+            None
+        }
+        r => Some(unit(r)),
     }
-    Some(run(s, &r.inst, Blocking::No))
 }
 
 fn await_completion(s: &Arc<Session>, r: &Req<'_>) -> Option<IoctlReply> {

@@ -19,10 +19,9 @@ use rustix::event::epoll;
 use vchiq_abi::wire::{self, ResponseHeader};
 use zerocopy::IntoBytes;
 
-use crate::driver::{Blocking, CancelToken, Driver, DriverError, Instance, Transfer};
+use crate::driver::{Blocking, CancelToken, Driver, DriverError, Instance};
 use crate::parking::Parking;
 use crate::sys;
-use vchiq_abi::enums::BulkMode;
 use vchiq_link::shm::{SharedMemory, SlotMem};
 
 use super::requests::{Reply, encode_await};
@@ -373,24 +372,9 @@ impl Connection {
                 r => Some(encode_await(r)),
             },
             Wait::Dequeue(req, batch) => super::requests::dequeue(d, inst, req, batch),
-            Wait::Bulk { handle, thread } => {
-                // WAITING takes the saved waiter, reports the outcome if the transfer is
-                // done, or saves it again.
-                let r = d.transfer(
-                    inst,
-                    handle,
-                    Transfer::Transmit(Vec::new()),
-                    0,
-                    BulkMode::Waiting,
-                    thread,
-                    Blocking::No,
-                    false,
-                );
-                match r {
-                    Err(DriverError::Errno(crate::driver::BULK_INTERRUPTED)) => None,
-                    r => Some(super::requests::unit(r)),
-                }
-            }
+            Wait::Bulk { handle, thread } => d
+                .poll_saved_bulk(inst, handle, thread)
+                .map(super::requests::unit),
         }
     }
 
