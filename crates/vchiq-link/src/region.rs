@@ -79,3 +79,78 @@ impl BulkRegions {
         self.len() == 0
     }
 }
+
+/// A region that is the driver's own memory, not shared with any other process: bulk
+/// data the driver already holds (read from a caller's pages, a small transmit) moves
+/// between it and the VideoCore's buffer directly, without a copy through the arena.
+#[derive(Debug)]
+pub struct OwnedRegion(Mutex<Vec<u8>>);
+
+impl OwnedRegion {
+    /// A region holding `data` (a transmit).
+    pub fn new(data: Vec<u8>) -> Self {
+        OwnedRegion(Mutex::new(data))
+    }
+
+    /// A zero-filled region of `len` bytes (a receive).
+    pub fn zeroed(len: usize) -> Self {
+        OwnedRegion(Mutex::new(vec![0; len]))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The bytes, taken out (the bulk is done).
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.lock())
+    }
+}
+
+fn out_of_bounds(offset: usize, len: usize, size: usize) -> crate::Error {
+    crate::Error::MemoryOutOfBounds { offset, len, size }
+}
+
+impl SlotMem for OwnedRegion {
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn load_u32(&self, off: usize, _order: Ordering) -> crate::Result<u32> {
+        let v = self.lock();
+        let b = v
+            .get(off..off.saturating_add(4))
+            .ok_or_else(|| out_of_bounds(off, 4, v.len()))?;
+        Ok(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn store_u32(&self, off: usize, value: u32, _order: Ordering) -> crate::Result<()> {
+        self.write(off, &value.to_ne_bytes())
+    }
+
+    fn read(&self, off: usize, buf: &mut [u8]) -> crate::Result<()> {
+        let v = self.lock();
+        let src = v
+            .get(off..off.saturating_add(buf.len()))
+            .ok_or_else(|| out_of_bounds(off, buf.len(), v.len()))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn write(&self, off: usize, data: &[u8]) -> crate::Result<()> {
+        let mut v = self.lock();
+        let size = v.len();
+        let dst = v
+            .get_mut(off..off.saturating_add(data.len()))
+            .ok_or_else(|| out_of_bounds(off, data.len(), size))?;
+        dst.copy_from_slice(data);
+        Ok(())
+    }
+
+    fn read_vec(&self, off: usize, len: usize) -> crate::Result<Vec<u8>> {
+        let v = self.lock();
+        v.get(off..off.saturating_add(len))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| out_of_bounds(off, len, v.len()))
+    }
+}

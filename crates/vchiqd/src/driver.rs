@@ -30,6 +30,7 @@ use vchiq_abi::common::DRIVER_CONFIG;
 use vchiq_abi::defs::{MAX_COMPLETIONS, MAX_ELEMENTS, MAX_MSG_SIZE, MSG_QUEUE_SIZE};
 use vchiq_abi::enums::{BulkMode, Reason, ServiceOption};
 use vchiq_abi::fourcc::FourCc;
+use vchiq_link::region::{OwnedRegion, Region};
 use vchiq_link::{Message, ServiceEvent, ServiceHandle, ServiceHandler, ServiceParams};
 
 use crate::identity::ClientIdentity;
@@ -123,6 +124,24 @@ pub enum Transfer {
         /// Bytes to move.
         size: u32,
     },
+}
+
+/// A receive through the driver's own buffer: when the VideoCore has written it, its bytes
+/// go to the caller's sink.
+struct ThroughOwned {
+    buf: Arc<OwnedRegion>,
+    to: Box<dyn BulkSink>,
+}
+
+impl BulkSink for ThroughOwned {
+    fn deliver(&mut self, data: &[u8]) -> std::result::Result<(), Errno> {
+        // A region receive arrives with no bytes of its own: they are in the buffer.
+        if data.is_empty() {
+            self.to.deliver(&self.buf.take())
+        } else {
+            self.to.deliver(data)
+        }
+    }
 }
 
 /// The data side of one bulk request.
@@ -1038,7 +1057,26 @@ impl Driver {
         blocking: Blocking<'_>,
         queue_wait: bool,
     ) -> Result<()> {
+        let owned = self.zero_copy() && mode != BulkMode::Waiting;
         let (dir, data, size, sink, region) = match transfer {
+            // With the embedded VideoCore even bytes the driver holds skip the arena: the
+            // VideoCore reads them from (or writes them into) the driver's own buffer.
+            Transfer::Transmit(data) if owned => {
+                let size = u32::try_from(data.len()).map_err(|_| Errno(libc::EINVAL))?;
+                let region: Region = Arc::new(OwnedRegion::new(data));
+                (Dir::Transmit, Vec::new(), size, None, Some(region))
+            }
+            Transfer::Receive { size, sink } if owned => {
+                let buf = Arc::new(OwnedRegion::zeroed(size as usize));
+                let sink = sink.map(|to| {
+                    Box::new(ThroughOwned {
+                        buf: buf.clone(),
+                        to,
+                    }) as Box<dyn BulkSink>
+                });
+                let region: Region = buf;
+                (Dir::Receive, Vec::new(), size, sink, Some(region))
+            }
             Transfer::Transmit(data) => (Dir::Transmit, data, 0, None, None),
             Transfer::Receive { size, sink } => (Dir::Receive, Vec::new(), size, sink, None),
             Transfer::Region {
