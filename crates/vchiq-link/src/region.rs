@@ -154,3 +154,44 @@ impl SlotMem for OwnedRegion {
             .ok_or_else(|| out_of_bounds(off, len, v.len()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_owned_region_is_checked_like_shared_memory() {
+        let r = OwnedRegion::zeroed(16);
+        r.write(4, b"abcd").unwrap();
+        assert_eq!(r.read_vec(4, 4).unwrap(), b"abcd");
+        assert_eq!(
+            r.load_u32(4, Ordering::Acquire).unwrap(),
+            u32::from_ne_bytes(*b"abcd")
+        );
+        assert!(matches!(
+            r.write(14, b"xyz"),
+            Err(crate::Error::MemoryOutOfBounds { .. })
+        ));
+        assert!(matches!(
+            r.read_vec(usize::MAX, 2),
+            Err(crate::Error::MemoryOutOfBounds { .. })
+        ));
+        let mut b = [0u8; 2];
+        assert!(r.read(15, &mut b).is_err());
+        assert_eq!(r.take().len(), 16);
+        assert_eq!(r.len(), 0);
+    }
+
+    #[test]
+    fn region_ids_never_carry_the_flag_and_are_forgotten() {
+        let t = BulkRegions::default();
+        let a = t.insert(Arc::new(OwnedRegion::zeroed(1)));
+        let b = t.insert(Arc::new(OwnedRegion::zeroed(1)));
+        assert_ne!(a, b);
+        assert_eq!(a & REGION_FLAG, 0);
+        assert!(t.get(a).is_some());
+        t.remove(a);
+        assert!(t.get(a).is_none());
+        assert_eq!(t.len(), 1);
+    }
+}
