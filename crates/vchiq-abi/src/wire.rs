@@ -216,6 +216,12 @@ pub const REQUEST_BATCH: u32 = 2;
 /// memfd: small bulks cost no memfd.
 pub const REQUEST_INLINE: u32 = 4;
 
+/// [`ResponseHeader::tag`] of a frame that answers no request: the daemon refused the
+/// connection (and closes it). The result is a negated errno (`EUSERS`: the client limit;
+/// `EPERM`: the client's identity could not be established) and the payload a UTF-8 reason
+/// for the user. Clients never use tag 0 for a request.
+pub const REFUSED_TAG: u32 = 0;
+
 /// The largest inline bulk ([`REQUEST_INLINE`]).
 pub const MAX_INLINE_BULK: usize = 4096;
 

@@ -41,6 +41,10 @@ pub struct DaemonArgs {
     /// Permission bits of the file node (octal).
     #[arg(long, default_value = "660", value_parser = parse_mode)]
     dev_node_mode: u32,
+    /// Clients connected at once; more are refused with a reason the client shows
+    /// ("the client limit (N) is reached"). Each client costs the daemon two descriptors.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    max_clients: u32,
     /// `echo` test servers (one connection each; 8 as on a Pi). Raise it to run more
     /// concurrent `vchiq test` or benchmark clients.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=4096))]
@@ -112,6 +116,7 @@ pub fn run(a: DaemonArgs) -> Result<ExitCode> {
         .map_err(anyhow::Error::msg)?;
     opts.vc = vc_options(a.display_size, &a.display, a.echo_listeners)?;
     opts.socket_mode = a.socket_mode;
+    opts.max_clients = a.max_clients as usize;
     if let Some(g) = a.socket_group {
         opts.socket_group = Some(g);
     }

@@ -416,3 +416,40 @@ fn a_client_that_never_sends_its_bulks_does_not_stall_the_others() {
     assert_eq!(code, Some(0));
     assert!(out.contains("bulk write refused"), "{out}");
 }
+
+#[test]
+fn a_client_past_the_limit_is_told_why() {
+    let d = TestDaemon::start(&["--max-clients", "2"]);
+    let hello = wire::HelloRequest {
+        version: wire::PROTOCOL_VERSION,
+        flags: 0,
+    };
+    let a = connect(&d);
+    assert_eq!(call(&a, 1, Op::Hello, 0, hello.as_bytes()), Some(0));
+    let b = connect(&d);
+    assert_eq!(call(&b, 1, Op::Hello, 0, hello.as_bytes()), Some(0));
+    // The third is refused with the reason, not with a bare close.
+    let (code, out, err) = d.run(&["gencmd", "measure_temp"], Duration::from_secs(20));
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        err.contains("refused") && err.contains("client limit (2)"),
+        "the error names the real cause: {err}"
+    );
+    assert!(!err.contains("VideoCore lost"), "{err}");
+    // Room again once a client leaves.
+    drop(a);
+    let t0 = Instant::now();
+    loop {
+        let (code, out, err) = d.run(&["gencmd", "measure_temp"], Duration::from_secs(20));
+        if code == Some(0) {
+            assert!(out.starts_with("temp="), "{out}");
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "still refused: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(b);
+}

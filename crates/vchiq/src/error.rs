@@ -152,6 +152,14 @@ pub enum Error {
     )]
     Protocol(String),
 
+    /// The daemon refused the connection and said why (the client limit, an identity it
+    /// could not establish).
+    #[error("vchiqd refused the connection: {reason}")]
+    Refused {
+        /// The daemon's reason, for the user.
+        reason: String,
+    },
+
     /// `wait_event` ran out of time with no event.
     #[error("no event arrived within the timeout")]
     Timeout,

@@ -26,7 +26,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use vchiq_abi::wire::{
-    MAX_FRAME, Op, REQUEST_MAGIC, REQUEST_POSTED, RESPONSE_MAGIC, RequestHeader, ResponseHeader,
+    MAX_FRAME, Op, REFUSED_TAG, REQUEST_MAGIC, REQUEST_POSTED, RESPONSE_MAGIC, RequestHeader,
+    ResponseHeader,
 };
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -195,6 +196,8 @@ enum Dead {
     Closed,
     /// The daemon broke the protocol.
     Protocol(String),
+    /// The daemon refused the connection ([`vchiq_abi::wire::REFUSED_TAG`]).
+    Refused(String),
 }
 
 impl Dead {
@@ -202,6 +205,9 @@ impl Dead {
         match self {
             Dead::Closed => Error::Closed,
             Dead::Protocol(m) => Error::Protocol(m.clone()),
+            Dead::Refused(reason) => Error::Refused {
+                reason: reason.clone(),
+            },
         }
     }
 }
@@ -288,6 +294,9 @@ impl Shared {
     fn read_one(&self, sock: BorrowedFd<'_>) -> std::result::Result<(), ()> {
         let mut buf = self.buf.lock().unwrap_or_else(PoisonError::into_inner);
         let why = match read_frame(sock, &mut buf) {
+            Ok((REFUSED_TAG, response)) => {
+                Dead::Refused(String::from_utf8_lossy(&response.payload).into_owned())
+            }
             Ok((tag, response)) => {
                 self.route(tag, response);
                 return Ok(());
@@ -385,14 +394,34 @@ impl SocketTransport {
     /// The error for a failed send: the connection's death if that is the cause.
     fn send_error(&self, e: std::io::Error) -> Error {
         match e.raw_os_error() {
-            Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN | libc::ESHUTDOWN) => self
-                .shared
-                .lock()
-                .dead
-                .clone()
-                .unwrap_or(Dead::Closed)
-                .error(),
+            Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN | libc::ESHUTDOWN) => {
+                self.read_refusal();
+                self.shared
+                    .lock()
+                    .dead
+                    .clone()
+                    .unwrap_or(Dead::Closed)
+                    .error()
+            }
             _ => Error::Io(e),
+        }
+    }
+
+    /// The daemon hung up before our request went out: it may have said why first
+    /// ([`REFUSED_TAG`]). The peer is gone, so this read does not wait; if another thread
+    /// is reading, that thread sees it.
+    fn read_refusal(&self) {
+        if self.shared.lock().dead.is_some() {
+            return;
+        }
+        let Ok(mut buf) = self.shared.buf.try_lock() else {
+            return;
+        };
+        if let Ok((REFUSED_TAG, response)) = read_frame(self.sock.as_fd(), &mut buf) {
+            drop(buf);
+            self.shared.kill(Dead::Refused(
+                String::from_utf8_lossy(&response.payload).into_owned(),
+            ));
         }
     }
 }

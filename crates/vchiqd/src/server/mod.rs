@@ -44,6 +44,31 @@ use crate::sys;
 use crate::waiters::Waiters;
 use connection::{Connection, Stalls};
 
+/// Tells a client why it is refused ([`wire::REFUSED_TAG`]) before its socket is closed.
+/// Never waits: a client that cannot take one frame just sees the close.
+fn refuse(sock: &OwnedFd, errno: i32, reason: &str) {
+    let hdr = wire::ResponseHeader {
+        magic: wire::RESPONSE_MAGIC,
+        tag: wire::REFUSED_TAG,
+        result: -i64::from(errno),
+    };
+    let parts = [
+        std::io::IoSlice::new(zerocopy::IntoBytes::as_bytes(&hdr)),
+        std::io::IoSlice::new(reason.as_bytes()),
+    ];
+    let _ = sys::try_send_packet(sock.as_fd(), &parts);
+    // Closing with unread requests would reset the connection, and the client would get
+    // ECONNRESET instead of the reason: take what it already sent first.
+    let mut scratch = [0u8; 64];
+    for _ in 0..4 {
+        match sys::try_recv_with_fds(sock.as_fd(), &mut scratch) {
+            Ok(Some((n, _))) if n > 0 => {}
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {} // a longer frame
+            _ => break,
+        }
+    }
+}
+
 /// Requests read from one client before the loop turns to the others.
 pub const READ_BUDGET: usize = 64;
 
@@ -163,6 +188,14 @@ impl EventLoop {
                     "client limit ({}) reached: refusing a connection",
                     self.max_clients
                 );
+                refuse(
+                    &sock,
+                    libc::EUSERS,
+                    &format!(
+                        "the client limit ({}) is reached; retry later, or raise it with 'vchiq daemon --max-clients'",
+                        self.max_clients
+                    ),
+                );
                 continue;
             }
             let identity = match ClientIdentity::of_peer(sock.as_fd(), accepted_at) {
@@ -173,6 +206,7 @@ impl EventLoop {
                     | IdentityError::Sys(_)),
                 ) => {
                     tracing::warn!("refusing a client: {e}");
+                    refuse(&sock, libc::EPERM, &format!("its identity: {e}"));
                     continue;
                 }
             };
