@@ -344,7 +344,7 @@ pub fn bench_render(frames: u32) -> Result<()> {
     let (alone, ours_frame1) = render_alone(frames, &images);
     let line = |name: &str, fps: f64| match &mesa {
         Ok(m) => crate::bench::figure(&format!("render {name} {size}"), fps, m.fps, "fps"),
-        Err(_) => println!("render {name} {size}: {} fps", fmt_fps(fps)),
+        Err(_) => println!("render {name} {size}: {} fps", crate::bench::fmt(fps)),
     };
     line("renderer alone", alone);
     if let Ok(m) = &mesa {
@@ -373,16 +373,6 @@ const BENCH_WIDTH: u32 = 1920;
 const BENCH_HEIGHT: u32 = 1080;
 /// Frames rendered before the clock starts (first-frame costs: vertex cache, allocation).
 const WARMUP: u32 = 4;
-
-fn fmt_fps(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
-}
 
 /// The scene drawn by vc-gles directly, as the KHRN server would for the client's calls.
 /// Returns the frames per second and frame 1's pixels.

@@ -252,10 +252,13 @@ pub fn file_size(fd: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(rustix::fs::fstat(fd)?.st_size as u64)
 }
 
-/// The file's identity, `(st_dev, st_ino)`: two descriptors of one memfd have the same.
-pub fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+/// A file's identity, `(st_dev, st_ino)`: two descriptors of one memfd have the same.
+pub type FileId = (u64, u64);
+
+/// The file's size and identity, from one `fstat`.
+pub fn file_size_and_id(fd: BorrowedFd<'_>) -> io::Result<(u64, FileId)> {
     let st = rustix::fs::fstat(fd)?;
-    Ok((st.st_dev, st.st_ino))
+    Ok((st.st_size as u64, (st.st_dev, st.st_ino)))
 }
 
 /// Clears `FD_CLOEXEC` so that a child process inherits `fd`.

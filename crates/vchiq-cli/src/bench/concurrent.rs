@@ -5,8 +5,7 @@ use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use vchiq::{Event, Handler, Instance, Service, ServiceParams};
-use vchiq_abi::fourcc::FourCc;
+use vchiq::{Instance, Service};
 
 use super::{Private, check, figure, lock, recv_packet, send_packet, socketpair_seqpacket};
 
@@ -204,19 +203,7 @@ fn ours(socket: std::path::PathBuf, clients: u32, messages: u32, window: u32) ->
             let inst = Instance::connect_to(&socket)
                 .with_context(|| format!("concurrent: client {i}: connecting"))?;
             let t = track.clone();
-            let svc = inst
-                .open_service(
-                    ServiceParams {
-                        fourcc: FourCc::ECHO,
-                        version: 3,
-                        version_min: 3,
-                    },
-                    Handler::callback(move |_s: &Service, ev: Event| {
-                        if let Event::Message(data) = ev {
-                            t.on_reply(&data);
-                        }
-                    }),
-                )
+            let svc = super::open_echo(&inst, move |data| t.on_reply(&data))
                 .with_context(|| format!("concurrent: client {i}: opening echo"))?;
             Ok((inst, svc))
         };

@@ -272,6 +272,26 @@ impl Figures {
     }
 }
 
+/// Opens the VideoCore's `echo` service (version 3) with `on_message` called for every
+/// message it sends back.
+pub(crate) fn open_echo(
+    inst: &vchiq::Instance,
+    on_message: impl Fn(Vec<u8>) + Send + Sync + 'static,
+) -> vchiq::Result<vchiq::Service> {
+    inst.open_service(
+        vchiq::ServiceParams {
+            fourcc: vchiq_abi::fourcc::FourCc::ECHO,
+            version: 3,
+            version_min: 3,
+        },
+        vchiq::Handler::callback(move |_s: &vchiq::Service, ev: vchiq::Event| {
+            if let vchiq::Event::Message(data) = ev {
+                on_message(data);
+            }
+        }),
+    )
+}
+
 /// Prints one figure line (and records it for `vchiq bench all`).
 pub fn figure(name: &str, value: f64, baseline: f64, unit: &str) {
     println!(
@@ -319,7 +339,8 @@ fn fmt_in(v: f64, unit: &str) -> String {
     }
 }
 
-fn fmt(v: f64) -> String {
+/// A figure's value with three significant digits at most (also the render bench's fps).
+pub(crate) fn fmt(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {

@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
-use vchiq::{Event, Handler, Instance, Service, ServiceParams};
-use vchiq_abi::fourcc::FourCc;
+use vchiq::{Instance, Service};
 
 use super::{Private, figure, median, recv_packet, send_packet, socketpair_seqpacket, us};
 
@@ -149,19 +148,9 @@ fn measure(mode: &str, iters: u32) -> Result<()> {
 fn echo_service(inst: &Instance) -> Result<(Service, mpsc::Receiver<Vec<u8>>)> {
     let (tx, rx) = mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
-    let handler = Handler::callback(move |_s: &Service, ev: Event| {
-        if let Event::Message(d) = ev {
-            let _ = super::lock(&tx).send(d);
-        }
-    });
-    let svc = inst.open_service(
-        ServiceParams {
-            fourcc: FourCc::ECHO,
-            version: 3,
-            version_min: 3,
-        },
-        handler,
-    )?;
+    let svc = super::open_echo(inst, move |d| {
+        let _ = super::lock(&tx).send(d);
+    })?;
     Ok((svc, rx))
 }
 

@@ -5,8 +5,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use vchiq::{Event, Handler, Instance, Service, ServiceParams};
-use vchiq_abi::fourcc::FourCc;
+use vchiq::Instance;
 
 use super::{Private, figure, lock, median, recv_packet, send_packet, socketpair_seqpacket, us};
 
@@ -193,18 +192,7 @@ pub(super) fn run(count: u32, iters: u32) -> Result<()> {
     ] {
         let replies = Arc::new(Replies::default());
         let r = replies.clone();
-        let svc = inst.open_service(
-            ServiceParams {
-                fourcc: FourCc::ECHO,
-                version: 3,
-                version_min: 3,
-            },
-            Handler::callback(move |_s: &Service, ev: Event| {
-                if let Event::Message(data) = ev {
-                    r.on_reply(&data);
-                }
-            }),
-        )?;
+        let svc = super::open_echo(&inst, move |data| r.on_reply(&data))?;
         let base = Baseline::start()?;
         let what = format!("pipeline {count} {name}");
         let msg = word(kind);

@@ -22,6 +22,7 @@ use zerocopy::IntoBytes;
 use crate::driver::{Blocking, CancelToken, Driver, DriverError, Instance};
 use crate::parking::Parking;
 use crate::sys;
+use crate::sys::FileId;
 use vchiq_link::shm::{SharedMemory, SlotMem};
 
 use super::requests::{Reply, encode_await};
@@ -128,9 +129,6 @@ pub struct Connection {
     mappings: Mutex<VecDeque<(FileId, Arc<SharedMemory>)>>,
 }
 
-/// `(st_dev, st_ino)` of a client's memfd.
-type FileId = (u64, u64);
-
 /// Bytes of a client's memfds the daemon keeps mapped between bulks.
 pub const MAPPING_CACHE_BYTES: usize = 32 << 20;
 
@@ -212,8 +210,7 @@ impl Connection {
 
     /// The mapping of a client's memfd for a zero-copy bulk, reused while the client
     /// passes the same file.
-    pub(super) fn map_memfd(&self, fd: &OwnedFd) -> std::io::Result<Arc<SharedMemory>> {
-        let id = crate::sys::file_id(fd.as_fd())?;
+    pub(super) fn map_memfd(&self, fd: &OwnedFd, id: FileId) -> std::io::Result<Arc<SharedMemory>> {
         let mut cache = lock(&self.mappings);
         if let Some((_, m)) = cache.iter().find(|(k, _)| *k == id) {
             return Ok(m.clone());

@@ -52,8 +52,8 @@ impl BulkSink for MemfdSink {
 enum BulkMemory {
     /// WAITING: the bytes were given by the interrupted request.
     None,
-    /// The client's sealed memfd.
-    Memfd(OwnedFd),
+    /// The client's sealed memfd, and its identity.
+    Memfd(OwnedFd, sys::FileId),
     /// In the request frame ([`wire::REQUEST_INLINE`], transmits up to
     /// [`wire::MAX_INLINE_BULK`]).
     Inline,
@@ -102,17 +102,18 @@ pub(super) fn waiting_again() -> Vec<u8> {
 }
 
 /// Checks a bulk memfd: big enough and sealed against shrinking (so the daemon never reads
-/// past a truncated end).
-fn check_memfd(fd: &OwnedFd, size: u32) -> Result<(), i32> {
+/// past a truncated end). Returns its identity (the mapping cache's key), from the same
+/// `fstat`.
+fn check_memfd(fd: &OwnedFd, size: u32) -> Result<sys::FileId, i32> {
     let seals = sys::get_seals(fd.as_fd()).map_err(|_| libc::EINVAL)?;
     if seals & libc::F_SEAL_SHRINK == 0 {
         return Err(libc::EINVAL);
     }
-    let len = sys::file_size(fd.as_fd()).map_err(|_| libc::EINVAL)?;
+    let (len, id) = sys::file_size_and_id(fd.as_fd()).map_err(|_| libc::EINVAL)?;
     if len < u64::from(size) {
         return Err(libc::EINVAL);
     }
-    Ok(())
+    Ok(id)
 }
 
 /// Why a frame ends its connection.
@@ -214,25 +215,25 @@ impl Requests<'_> {
                 return self.reply_r(tag, inval());
             }
             let fd = fds.remove(0);
-            if let Err(e) = check_memfd(&fd, req.size) {
-                return self.reply_r(tag, (-i64::from(e), Vec::new()));
+            match check_memfd(&fd, req.size) {
+                Ok(id) => BulkMemory::Memfd(fd, id),
+                Err(e) => return self.reply_r(tag, (-i64::from(e), Vec::new())),
             }
-            BulkMemory::Memfd(fd)
         };
         let d = &self.conn.driver;
         let zero_copy = d.zero_copy() && req.size >= ZERO_COPY_MIN;
         // What the driver moves: built again if the first try must be retried on the pool.
         let transfer = |memory: &BulkMemory| -> Result<Transfer, i32> {
             Ok(match memory {
-                BulkMemory::Memfd(fd) if zero_copy => Transfer::Region {
+                BulkMemory::Memfd(fd, id) if zero_copy => Transfer::Region {
                     transmit,
-                    region: self.conn.map_memfd(fd).map_err(|_| libc::EFAULT)?,
+                    region: self.conn.map_memfd(fd, *id).map_err(|_| libc::EFAULT)?,
                     size: req.size,
                 },
-                BulkMemory::Memfd(fd) if transmit => Transfer::Transmit(
+                BulkMemory::Memfd(fd, _) if transmit => Transfer::Transmit(
                     sys::pread_vec(fd.as_fd(), req.size as usize, 0).map_err(|_| libc::EFAULT)?,
                 ),
-                BulkMemory::Memfd(fd) => Transfer::Receive {
+                BulkMemory::Memfd(fd, _) => Transfer::Receive {
                     size: req.size,
                     sink: Some(Box::new(MemfdSink(
                         fd.try_clone().map_err(|_| libc::EMFILE)?,
