@@ -127,6 +127,7 @@ pub fn run(a: DaemonArgs) -> Result<ExitCode> {
         Some(path) => {
             let mut nopts = vchiqd::fuse::NodeOptions::new(path.clone());
             nopts.mode = a.dev_node_mode;
+            nopts.daemon_socket = Some(std::path::absolute(daemon.socket_path())?);
             if let Some(g) = &opts.socket_group {
                 nopts.group = Some(g.clone());
             }

@@ -34,7 +34,7 @@ const SOCKET_IN: &str = "/run/vchiq/vchiq.sock";
 const DAEMON_ARGS: &[&str] = &["--display-size", "640x480"];
 
 fn skip(test: &str, why: &str) {
-    eprintln!("skipped {test}: {why}");
+    common::cprog::skip(&format!("{test}: {why}"));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -3,18 +3,18 @@
 //!
 //! The C sources live in `tests/c/` at the workspace root. They are compiled with the
 //! system `cc` into a temporary directory, 64-bit, 32-bit (`-m32`) and static; a variant
-//! that cannot be built here is skipped with the reason printed, and so is every node test
-//! when FUSE cannot be mounted (no `/dev/fuse`, not root). Each test runs a real
+//! that cannot be built here is skipped with the reason printed (a failure under CI), and
+//! so is every node test when FUSE cannot be mounted (no `/dev/fuse`, not root). Each test runs a real
 //! `vchiq daemon --dev-node` on private paths; the node is unmounted when it stops.
 
 mod common;
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::cprog::{Build, c_program, shim, skip};
 use common::*;
 
 /// The C tests every variant runs, with what each proves.
@@ -45,58 +45,20 @@ const C_TESTS: &[(&str, &str)] = &[
     ),
 ];
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The compiled C programs (None = not buildable here, with the reason printed once).
+/// The compiled C programs (None = not buildable here, with the reason printed, or a
+/// failure under CI).
 struct Programs {
-    dir: PathBuf,
     bin64: Option<PathBuf>,
     bin32: Option<PathBuf>,
     bin_static: Option<PathBuf>,
 }
 
-fn compile(dir: &Path, name: &str, flags: &[&str]) -> Option<PathBuf> {
-    let src = workspace_root().join("tests/c/vchiq_ioctl.c");
-    let out = dir.join(name);
-    let res = Command::new("cc")
-        .args(["-O2", "-Wall", "-pthread"])
-        .args(flags)
-        .arg(&src)
-        .arg("-o")
-        .arg(&out)
-        .output();
-    match res {
-        Ok(o) if o.status.success() => Some(out),
-        Ok(o) => {
-            eprintln!(
-                "skipping the {name} build: cc {flags:?} failed: {}",
-                String::from_utf8_lossy(&o.stderr)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-            );
-            None
-        }
-        Err(e) => {
-            eprintln!("skipping C tests: no system cc ({e})");
-            None
-        }
-    }
-}
-
 fn programs() -> &'static Programs {
     static P: OnceLock<Programs> = OnceLock::new();
-    P.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ctests");
-        std::fs::create_dir_all(&dir).unwrap();
-        Programs {
-            bin64: compile(&dir, "vchiq_ioctl64", &[]),
-            bin32: compile(&dir, "vchiq_ioctl32", &["-m32"]),
-            bin_static: compile(&dir, "vchiq_ioctl_static", &["-static"]),
-            dir,
-        }
+    P.get_or_init(|| Programs {
+        bin64: c_program(Build::Native64),
+        bin32: c_program(Build::I386),
+        bin_static: c_program(Build::Static64),
     })
 }
 
@@ -122,7 +84,7 @@ fn c_cmd(bin: &Path, node: &Path, test: &str) -> Command {
 
 fn run_suite(bin: Option<&PathBuf>, label: &str) {
     let Some(bin) = bin else {
-        eprintln!("skipped: no {label} build");
+        skip(&format!("no {label} build"));
         return;
     };
     let Some(d) = NodeDaemon::start() else { return };
@@ -150,7 +112,7 @@ fn node_c_programs_32bit() {
 fn node_static_program() {
     let p = programs();
     let Some(bin) = p.bin_static.as_ref() else {
-        eprintln!("skipped: no static build");
+        skip("no static build");
         return;
     };
     let Some(d) = NodeDaemon::start() else { return };
@@ -191,7 +153,7 @@ fn node_client_id_in_a_pid_namespace_is_the_host_pid() {
         return;
     };
     if !namespaces_available() {
-        eprintln!("skipped: PID namespaces are not available here");
+        skip("PID namespaces are not available here");
         return;
     }
     let Some(d) = NodeDaemon::start() else { return };
@@ -226,15 +188,7 @@ fn node_client_killed_while_blocked_is_gone_within_a_second() {
     };
     let Some(d) = NodeDaemon::start() else { return };
     for _ in 0..3 {
-        let mut child = c_cmd(bin, &d.node, "block")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut r = lines(&mut child);
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        assert!(line.starts_with("blocked"), "{line}");
+        let mut child = spawn_blocked(c_cmd(bin, &d.node, "block"));
         std::thread::sleep(Duration::from_millis(200));
         let t0 = Instant::now();
         child.kill().unwrap();
@@ -251,83 +205,14 @@ fn node_client_killed_while_blocked_is_gone_within_a_second() {
     }
 }
 
-/// The preload shim: next to the `vchiq` binary when it was built there (`cargo build
-/// -p vchiq-preload`), else built now into this test's scratch target directory (a plain
-/// `cargo test` does not produce `cdylib` artifacts).
+/// The host's preload shim (`scripts/build-shims amd64` when missing).
 fn preload_lib() -> Option<PathBuf> {
-    static LIB: OnceLock<Option<PathBuf>> = OnceLock::new();
-    LIB.get_or_init(|| {
-        let dir = Path::new(exe()).parent()?;
-        let lib = dir.join("libvchiq_preload.so");
-        if lib.exists() {
-            return Some(lib);
-        }
-        let release = dir.ends_with("release");
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("preload");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-q", "-p", "vchiq-preload", "--target-dir"])
-            .arg(&target)
-            .current_dir(workspace_root());
-        if release {
-            cmd.arg("--release");
-        }
-        let built = target
-            .join(if release { "release" } else { "debug" })
-            .join("libvchiq_preload.so");
-        match cmd.status() {
-            Ok(s) if s.success() && built.exists() => Some(built),
-            other => {
-                eprintln!("skipped: cannot build libvchiq_preload.so ({other:?})");
-                None
-            }
-        }
-    })
-    .clone()
+    shim("x86_64-linux-gnu")
 }
 
-/// The shim built for i386 (for `-m32` programs), when the toolchain has that target.
+/// The shim built for i386 (for `-m32` programs).
 fn preload_lib32() -> Option<PathBuf> {
-    static LIB: OnceLock<Option<PathBuf>> = OnceLock::new();
-    LIB.get_or_init(|| {
-        const TARGET: &str = "i686-unknown-linux-gnu";
-        let sysroot = Command::new("rustc")
-            .args(["--print", "target-libdir", "--target", TARGET])
-            .output()
-            .ok()?;
-        let libdir = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
-        if !sysroot.status.success()
-            || !libdir.is_dir()
-            || std::fs::read_dir(&libdir).ok()?.next().is_none()
-        {
-            eprintln!(
-                "skipped: the Rust target {TARGET} is not installed (rustup target add {TARGET})"
-            );
-            return None;
-        }
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("preload");
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "-q",
-                "-p",
-                "vchiq-preload",
-                "--target",
-                TARGET,
-                "--target-dir",
-            ])
-            .arg(&target)
-            .current_dir(workspace_root())
-            .status();
-        let built = target.join(TARGET).join("debug/libvchiq_preload.so");
-        match status {
-            Ok(s) if s.success() && built.exists() => Some(built),
-            other => {
-                eprintln!("skipped: cannot build the i386 shim ({other:?})");
-                None
-            }
-        }
-    })
-    .clone()
+    shim("i386-linux-gnu")
 }
 
 fn preload_cmd(d: &TestDaemon, lib: &Path, bin: &Path, test: &str) -> Command {
@@ -380,7 +265,7 @@ fn preload_client_id_in_a_pid_namespace_is_the_host_pid() {
     };
     let Some(lib) = preload_lib() else { return };
     if !namespaces_available() {
-        eprintln!("skipped: PID namespaces are not available here");
+        skip("PID namespaces are not available here");
         return;
     }
     let d = TestDaemon::start(&[]);
@@ -431,7 +316,6 @@ fn ping_node_beside_socket() {
         None => "not measured (no shim)".into(),
     };
     eprintln!("echo round trip, C client: file node {node} us, socket (preload shim) {sock} us");
-    let _ = programs().dir.exists();
 }
 
 trait OwnedCmd {

@@ -83,7 +83,7 @@ fn hello_triangle_in_a_pid_namespace_gets_one_post_per_swap() {
 #[test]
 fn legacy_pid_in_a_namespace_freezes_at_the_fourth_swap() {
     if !namespaces_available() {
-        eprintln!("skipped: PID namespaces are not available here");
+        common::cprog::skip("PID namespaces are not available here");
         return;
     }
     let d = TestDaemon::start(&["--display-size", "640x480"]);

@@ -28,7 +28,7 @@ fn status_self_reports_the_attested_client_id() {
 #[test]
 fn two_clients_in_pid_namespaces_get_their_host_pids() {
     if !namespaces_available() {
-        eprintln!("skipped: PID namespaces are not available here");
+        common::cprog::skip("PID namespaces are not available here");
         return;
     }
     let d = TestDaemon::start(&[]);

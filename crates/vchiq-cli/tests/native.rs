@@ -274,7 +274,7 @@ fn native_connect_uses_dev_vchiq_in_a_mount_namespace() {
         .map(|s| !s.success())
         .unwrap_or(true)
     {
-        eprintln!("skipped: 'unshare -m' does not work here");
+        common::cprog::skip("'unshare -m' does not work here");
         return;
     }
     let scratch = d.node.parent().unwrap().join("dev");
@@ -375,7 +375,7 @@ fn native_ping_beside_socket() {
 /// Mounting a FUSE node needs root here; skip (with the reason) otherwise.
 fn node_daemon_as_root() -> Option<NodeDaemon> {
     if !is_root() {
-        eprintln!("skipped: mounting a FUSE node here needs root");
+        common::cprog::skip("mounting a FUSE node here needs root");
         return None;
     }
     NodeDaemon::start()

@@ -22,8 +22,9 @@
 //!
 //! Only what rustix has no safe call for: `dlsym(RTLD_NEXT)` ([`Next`]), setting `errno`
 //! ([`set_errno`]; the raw backend has no `errno`), `process_vm_readv`/`process_vm_writev`
-//! ([`user_read`], [`user_write`]), plus closing a raw descriptor and borrowing one, which
-//! rustix makes `unsafe` by design.
+//! and `syscall(SYS_read/SYS_write)` on a user address ([`user_read`], [`user_write`]: rustix
+//! takes only slices, and a slice over an unchecked address would be undefined behaviour),
+//! plus closing a raw descriptor and borrowing one, which rustix makes `unsafe` by design.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -282,9 +283,167 @@ pub fn read_memfd(fd: RawFd, len: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Copies `len` bytes from this process's address `addr` with `process_vm_readv` on
-/// itself, so that an unmapped address is `EFAULT` (as the kernel's `copy_from_user`)
-/// instead of a crash.
+/// How the shim reads and writes its caller's memory without trusting a pointer.
+///
+/// `process_vm_readv`/`writev` on this very process is one system call per copy. Under
+/// qemu-user it does not work: qemu passes the iovecs to the host kernel untranslated, so a
+/// guest address means nothing there and every copy fails. There, a pipe does the copy:
+/// `write(pipe, user_address)` and `read(pipe, user_address)` take the address as a plain
+/// syscall argument, which qemu translates and checks (EFAULT for an unmapped guest page),
+/// as the kernel does natively.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum UserCopy {
+    ProcessVm,
+    Pipe,
+}
+
+/// The copy method that works in this process, probed once on a buffer of our own.
+pub fn user_copy() -> UserCopy {
+    use std::sync::atomic::AtomicU8;
+    static MODE: AtomicU8 = AtomicU8::new(0);
+    match MODE.load(Ordering::Relaxed) {
+        1 => return UserCopy::ProcessVm,
+        2 => return UserCopy::Pipe,
+        _ => {}
+    }
+    let probe = [0x5au8; 8];
+    let mut out = [0u8; 8];
+    let works = vm_copy(probe.as_ptr() as u64, out.as_mut_ptr(), 8, false) == Ok(8) && out == probe;
+    MODE.store(if works { 1 } else { 2 }, Ordering::Relaxed);
+    if works {
+        UserCopy::ProcessVm
+    } else {
+        UserCopy::Pipe
+    }
+}
+
+/// One `process_vm_readv` (`to_user` false: user → `local`) or `process_vm_writev`
+/// (`to_user` true: `local` → user) of up to `len` bytes on this process. Returns the
+/// bytes copied.
+fn vm_copy(addr: u64, local: *mut u8, len: usize, to_user: bool) -> Result<usize, i32> {
+    let l = libc::iovec {
+        iov_base: local.cast(),
+        iov_len: len,
+    };
+    let r = libc::iovec {
+        iov_base: addr as usize as *mut _,
+        iov_len: len,
+    };
+    // SAFETY: `local` is a live buffer of ours of `len` bytes (only read when `to_user`);
+    // the kernel checks `r` and fails with EFAULT rather than touching an unmapped page,
+    // and no Rust reference to the user address is made. (rustix has no
+    // process_vm_readv/writev.)
+    let n = unsafe {
+        if to_user {
+            libc::process_vm_writev(getpid(), &l, 1, &r, 1, 0)
+        } else {
+            libc::process_vm_readv(getpid(), &l, 1, &r, 1, 0)
+        }
+    };
+    if n <= 0 {
+        Err(libc::EFAULT)
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// `read(2)` (`write` false) or `write(2)` of up to `len` bytes at the user address
+/// `addr` on a descriptor of ours; the kernel (or qemu) checks the address. Returns the
+/// bytes moved.
+fn raw_rw(fd: RawFd, addr: u64, len: usize, write: bool) -> Result<usize, i32> {
+    let nr = if write {
+        libc::SYS_write
+    } else {
+        libc::SYS_read
+    };
+    // SAFETY: a plain system call on a descriptor the shim owns; the kernel checks the
+    // address (EFAULT), and no Rust reference to it is made. `syscall` is not one of the
+    // entry points the shim interposes.
+    let n = unsafe { libc::syscall(nr, fd, addr as usize, len) };
+    if n < 0 {
+        Err(io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EFAULT))
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// A non-blocking pipe of the shim's own, closed on drop (with the shim's raw `close`).
+struct Pipe {
+    r: RawFd,
+    w: RawFd,
+}
+
+impl Pipe {
+    fn new() -> Result<Pipe, i32> {
+        use rustix::pipe::PipeFlags;
+        let (r, w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)
+            .map_err(|e| e.raw_os_error())?;
+        Ok(Pipe {
+            r: raw(r),
+            w: raw(w),
+        })
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        close(self.r);
+        close(self.w);
+    }
+}
+
+/// The most a pipe takes in one write here (its default capacity is 64 KiB).
+const PIPE_CHUNK: usize = 64 * 1024;
+
+fn errno(e: Errno) -> i32 {
+    e.raw_os_error()
+}
+
+/// User memory → `buf`, through a pipe (see [`UserCopy`]).
+fn pipe_read(addr: u64, buf: &mut [u8]) -> Result<(), i32> {
+    let p = Pipe::new()?;
+    let mut done = 0usize;
+    while done < buf.len() {
+        // The pipe is empty here, so the write takes at least one byte.
+        let want = (buf.len() - done).min(PIPE_CHUNK);
+        let n = raw_rw(p.w, addr + done as u64, want, true)?;
+        if n == 0 {
+            return Err(libc::EFAULT);
+        }
+        let mut got = 0;
+        while got < n {
+            let r = borrow(&p.r).map_err(|_| libc::EBADF)?;
+            got += rustix::io::read(r, &mut buf[done + got..done + n]).map_err(errno)?;
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// `data` → user memory, through a pipe (see [`UserCopy`]).
+fn pipe_write(addr: u64, data: &[u8]) -> Result<(), i32> {
+    let p = Pipe::new()?;
+    let mut done = 0usize;
+    while done < data.len() {
+        let want = (data.len() - done).min(PIPE_CHUNK);
+        let w = borrow(&p.w).map_err(|_| libc::EBADF)?;
+        let n = rustix::io::write(w, &data[done..done + want]).map_err(errno)?;
+        let mut put = 0;
+        while put < n {
+            match raw_rw(p.r, addr + (done + put) as u64, n - put, false)? {
+                0 => return Err(libc::EFAULT),
+                k => put += k,
+            }
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// Copies `len` bytes from this process's address `addr`, so that an unmapped address is
+/// `EFAULT` (as the kernel's `copy_from_user`) instead of a crash.
 pub fn user_read(addr: u64, len: usize) -> Result<Vec<u8>, i32> {
     let mut buf = vec![0u8; len];
     if len == 0 {
@@ -293,23 +452,18 @@ pub fn user_read(addr: u64, len: usize) -> Result<Vec<u8>, i32> {
     if addr == 0 || (addr as usize).checked_add(len).is_none() {
         return Err(libc::EFAULT);
     }
+    if user_copy() == UserCopy::Pipe {
+        pipe_read(addr, &mut buf)?;
+        return Ok(buf);
+    }
     let mut done = 0usize;
     while done < len {
-        let local = libc::iovec {
-            iov_base: buf[done..].as_mut_ptr().cast(),
-            iov_len: len - done,
-        };
-        let remote = libc::iovec {
-            iov_base: (addr as usize + done) as *mut _,
-            iov_len: len - done,
-        };
-        // SAFETY: `local` is our live buffer; the kernel checks `remote` and fails with
-        // EFAULT rather than touching an unmapped page. (rustix has no process_vm_readv.)
-        let n = unsafe { libc::process_vm_readv(getpid(), &local, 1, &remote, 1, 0) };
-        if n <= 0 {
-            return Err(libc::EFAULT);
-        }
-        done += n as usize;
+        done += vm_copy(
+            addr + done as u64,
+            buf[done..].as_mut_ptr(),
+            len - done,
+            false,
+        )?;
     }
     Ok(buf)
 }
@@ -322,23 +476,43 @@ pub fn user_write(addr: u64, data: &[u8]) -> Result<(), i32> {
     if addr == 0 || (addr as usize).checked_add(data.len()).is_none() {
         return Err(libc::EFAULT);
     }
+    if user_copy() == UserCopy::Pipe {
+        return pipe_write(addr, data);
+    }
     let mut done = 0usize;
     while done < data.len() {
-        let local = libc::iovec {
-            iov_base: data[done..].as_ptr() as *mut _,
-            iov_len: data.len() - done,
-        };
-        let remote = libc::iovec {
-            iov_base: (addr as usize + done) as *mut _,
-            iov_len: data.len() - done,
-        };
-        // SAFETY: `local` is our live buffer (only read); the kernel checks `remote`.
-        // (rustix has no process_vm_writev.)
-        let n = unsafe { libc::process_vm_writev(getpid(), &local, 1, &remote, 1, 0) };
-        if n <= 0 {
-            return Err(libc::EFAULT);
-        }
-        done += n as usize;
+        // process_vm_writev only reads the local buffer.
+        let local = data[done..].as_ptr().cast_mut();
+        done += vm_copy(addr + done as u64, local, data.len() - done, true)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both copy methods, whichever this process uses: the pipe one is what runs under
+    /// qemu-user.
+    #[test]
+    fn pipe_copies_move_every_byte_and_fault_on_unmapped_pages() {
+        let src: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let mut dst = vec![0u8; src.len()];
+        pipe_read(src.as_ptr() as u64, &mut dst).unwrap();
+        assert!(dst == src);
+        let mut back = vec![0u8; src.len()];
+        pipe_write(back.as_mut_ptr() as u64, &src).unwrap();
+        assert!(back == src);
+        assert_eq!(pipe_read(8, &mut [0u8; 4]), Err(libc::EFAULT));
+        assert_eq!(pipe_write(16, &[1, 2]), Err(libc::EFAULT));
+        // A read-only page takes no write.
+        let ro = b"constant";
+        assert_eq!(pipe_write(ro.as_ptr() as u64, b"x"), Err(libc::EFAULT));
+    }
+
+    #[test]
+    fn process_vm_copy_is_chosen_where_it_works() {
+        // Natively (the unit tests never run under qemu) the one-syscall path must be used.
+        assert_eq!(user_copy(), UserCopy::ProcessVm);
+    }
 }

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod cprog;
 pub mod raw;
 
 use std::io::{BufRead, BufReader};
@@ -207,7 +208,7 @@ pub struct NodeDaemon {
 impl NodeDaemon {
     pub fn start() -> Option<NodeDaemon> {
         if !Path::new("/dev/fuse").exists() {
-            eprintln!("skipped: /dev/fuse does not exist");
+            cprog::skip("/dev/fuse does not exist");
             return None;
         }
         let dir = std::env::temp_dir().join(format!(
@@ -231,7 +232,9 @@ impl NodeDaemon {
                 if let Some(mut e) = daemon.child.stderr.take() {
                     let _ = std::io::Read::read_to_string(&mut e, &mut err);
                 }
-                eprintln!("skipped: the daemon could not serve a file node ({status}): {err}");
+                cprog::skip(&format!(
+                    "the daemon could not serve a file node ({status}): {err}"
+                ));
                 let _ = std::fs::remove_dir_all(&dir);
                 return None;
             }
@@ -262,4 +265,21 @@ pub fn is_mount_point(path: &Path) -> bool {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let p = path.to_string_lossy();
     mounts.lines().any(|l| l.split(' ').nth(4) == Some(&*p))
+}
+
+/// Spawns a C test program's `block` test (in its own process group) and waits for it to
+/// say it is blocked in the driver.
+pub fn spawn_blocked(mut cmd: Command) -> Child {
+    use std::os::unix::process::CommandExt;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut r = lines(&mut child);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("blocked"), "{line}");
+    child
 }

@@ -101,6 +101,9 @@ struct Pool {
     jobs: std::collections::VecDeque<Job>,
 }
 
+/// The mount source of a node that names its daemon: `vchiqd:` and the socket path.
+pub const MOUNT_SOURCE_PREFIX: &str = "vchiqd:";
+
 /// How the node is configured.
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
@@ -110,6 +113,9 @@ pub struct NodeOptions {
     pub mode: u32,
     /// Group of the file (default `video` when it exists, else the daemon's group).
     pub group: Option<String>,
+    /// The socket of the daemon serving the node, recorded as the mount's source
+    /// (`vchiqd:PATH`) so that `vchiq exec` can tell which daemon a node belongs to.
+    pub daemon_socket: Option<PathBuf>,
 }
 
 impl NodeOptions {
@@ -119,6 +125,7 @@ impl NodeOptions {
             path,
             mode: 0o660,
             group: Some("video".into()),
+            daemon_socket: None,
         }
     }
 }
@@ -189,8 +196,12 @@ impl FuseNode {
             "fd={},rootmode=40000,user_id={uid},group_id={egid},allow_other,default_permissions",
             std::os::fd::AsRawFd::as_raw_fd(&dev)
         );
+        let fs_source = match &opts.daemon_socket {
+            Some(sock) => format!("{MOUNT_SOURCE_PREFIX}{}", sock.display()),
+            None => "vchiqd".to_owned(),
+        };
         if let Err(source) = sys::mount(
-            "vchiqd",
+            &fs_source,
             &mount_dir,
             Some("fuse.vchiqd"),
             libc::MS_NOSUID | libc::MS_NODEV,
@@ -198,7 +209,7 @@ impl FuseNode {
         )
         .or_else(|_| {
             sys::mount(
-                "vchiqd",
+                &fs_source,
                 &mount_dir,
                 Some("fuse"),
                 libc::MS_NOSUID | libc::MS_NODEV,

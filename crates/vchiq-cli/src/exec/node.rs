@@ -1,20 +1,6 @@
-//! `vchiq exec -- PROGRAM ARGS...`: run an unmodified Pi program against vchiqd.
-//!
-//! Two delivery paths, tried in this order:
-//!
-//! 1. **The file node** (no change to the program's process at all; static and 32-bit
-//!    programs work): a helper process (`vchiq exec-inner`, hidden) enters a private mount
-//!    namespace (and first a user namespace when not root, so that an unprivileged user
-//!    may mount FUSE), makes `/dev/vchiq` a mount point there (binding over an existing
-//!    one, else giving the namespace a `/dev` of its own in which the host's entries are
-//!    bind-mounted back), and puts the node there: the node of the daemon already running
-//!    if it serves one, else the node of a private daemon it starts inside that namespace.
-//!    Nothing of this is visible outside the namespace, and it all goes when it ends.
-//! 2. **The preload shim**, when FUSE cannot be used: `LD_PRELOAD=libvchiq_preload.so`
-//!    and `VCHIQ_SOCKET` pointing at the running daemon or a private one.
-//!
-//! A private daemon's socket lives in a temporary directory; the daemon is stopped when the
-//! program ends. The exit status is the program's (128 + N if it died of signal N).
+//! The file-node path of `vchiq exec`: a private mount namespace with the node at
+//! `/dev/vchiq` (the running daemon's node bound there, or a private daemon's), entered
+//! by the hidden `vchiq exec-inner`; and the private daemons both paths may start.
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -26,21 +12,7 @@ use clap::Args;
 use vchiqd::fuse::sys as fsys;
 
 /// Exit code of `exec-inner` when it could not set the namespace up (nothing was run).
-const SETUP_FAILED: u8 = 125;
-
-/// Options of `vchiq exec`.
-#[derive(Args, Debug)]
-pub struct ExecArgs {
-    /// Use the LD_PRELOAD shim even where the file node could be used.
-    #[arg(long, conflicts_with = "node")]
-    preload: bool,
-    /// Use the file node or fail (no fallback to the shim).
-    #[arg(long)]
-    node: bool,
-    /// The program and its arguments.
-    #[arg(trailing_var_arg = true, required = true)]
-    command: Vec<String>,
-}
+pub const SETUP_FAILED: u8 = 125;
 
 /// Options of the hidden `vchiq exec-inner`.
 #[derive(Args, Debug)]
@@ -59,7 +31,7 @@ pub struct ExecInnerArgs {
     command: Vec<String>,
 }
 
-fn exit_code(status: ExitStatus) -> ExitCode {
+pub fn exit_code(status: ExitStatus) -> ExitCode {
     match (status.code(), status.signal()) {
         (Some(c), _) => ExitCode::from(c.clamp(0, 255) as u8),
         (None, Some(sig)) => ExitCode::from((128 + sig).clamp(0, 255) as u8),
@@ -68,10 +40,10 @@ fn exit_code(status: ExitStatus) -> ExitCode {
 }
 
 /// A scratch directory removed on drop.
-struct TempDir(PathBuf);
+pub struct TempDir(pub PathBuf);
 
 impl TempDir {
-    fn new(tag: &str) -> Result<TempDir> {
+    pub fn new(tag: &str) -> Result<TempDir> {
         let base = std::env::var_os("XDG_RUNTIME_DIR")
             .map(PathBuf::from)
             .filter(|p| p.is_dir())
@@ -95,13 +67,13 @@ fn nanos() -> u128 {
 }
 
 /// A daemon started for one program; stopped (SIGTERM, then SIGKILL) on drop.
-struct PrivateDaemon {
+pub struct PrivateDaemon {
     child: Child,
 }
 
 impl PrivateDaemon {
     /// Starts `vchiq daemon` and waits for its socket (and node). Errors carry its stderr.
-    fn start(socket: &Path, node: Option<&Path>, log: &Path) -> Result<PrivateDaemon> {
+    pub fn start(socket: &Path, node: Option<&Path>, log: &Path) -> Result<PrivateDaemon> {
         let exe = std::env::current_exe().context("locating the vchiq executable")?;
         // A socket file left by an earlier attempt would look ready at once.
         let _ = std::fs::remove_file(socket);
@@ -152,21 +124,47 @@ impl Drop for PrivateDaemon {
 
 /// True if `path` is the mount point of a vchiqd file node.
 fn is_node_mounted(path: &Path) -> bool {
-    node_mounts().iter().any(|p| p == path)
+    node_mounts().iter().any(|m| m.point == path)
 }
 
-/// Mount points of vchiqd file nodes visible here (`fuse.vchiqd` mounts of a regular file).
-fn node_mounts() -> Vec<PathBuf> {
+/// A vchiqd file node visible in this mount namespace.
+#[derive(Debug)]
+pub struct NodeMount {
+    pub point: PathBuf,
+    /// The socket of the daemon serving it, when the daemon recorded it (mount source
+    /// `vchiqd:PATH`).
+    pub daemon_socket: Option<PathBuf>,
+}
+
+/// The vchiqd file nodes mounted here (`fuse.vchiqd` mounts of a regular file).
+pub fn node_mounts() -> Vec<NodeMount> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     info.lines()
         .filter_map(|l| {
             let (pre, post) = l.split_once(" - ")?;
-            let point = pre.split(' ').nth(4)?;
-            post.starts_with("fuse.vchiqd ")
-                .then(|| PathBuf::from(unescape(point)))
+            let point = PathBuf::from(unescape(pre.split(' ').nth(4)?));
+            let mut f = post.split(' ');
+            (f.next()? == "fuse.vchiqd").then_some(())?;
+            let source = unescape(f.next().unwrap_or_default());
+            let daemon_socket = source
+                .strip_prefix(vchiqd::fuse::MOUNT_SOURCE_PREFIX)
+                .map(PathBuf::from);
+            Some(NodeMount {
+                point,
+                daemon_socket,
+            })
         })
-        .filter(|p| p.is_file())
+        .filter(|m| m.point.is_file())
         .collect()
+}
+
+/// The node served by the daemon listening on `socket`, if it serves one here.
+pub fn node_of(socket: &Path) -> Option<PathBuf> {
+    let want = std::path::absolute(socket).ok()?;
+    node_mounts()
+        .into_iter()
+        .find(|m| m.daemon_socket.as_deref() == Some(&want))
+        .map(|m| m.point)
 }
 
 fn unescape(s: &str) -> String {
@@ -178,111 +176,11 @@ fn unescape(s: &str) -> String {
 
 /// True if a daemon listens on `socket` (a `SOCK_SEQPACKET` listener refuses a stream
 /// connect with `EPROTOTYPE`, which still proves it is there).
-fn daemon_answers(socket: &Path) -> bool {
+pub fn daemon_answers(socket: &Path) -> bool {
     match std::os::unix::net::UnixStream::connect(socket) {
         Ok(_) => true,
         Err(e) => e.raw_os_error() == Some(libc::EPROTOTYPE),
     }
-}
-
-/// Where the preload shim is: `$VCHIQ_PRELOAD`, next to this executable, or a lib dir.
-fn find_shim() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("VCHIQ_PRELOAD").map(PathBuf::from) {
-        return p.is_file().then_some(p);
-    }
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?;
-    let name = "libvchiq_preload.so";
-    [
-        dir.join(name),
-        dir.join("../lib/vchiq").join(name),
-        dir.join("../lib").join(name),
-        PathBuf::from("/usr/lib/vchiq").join(name),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
-}
-
-/// `vchiq exec`.
-pub fn run(a: ExecArgs) -> Result<ExitCode> {
-    let socket = crate::daemon::socket_path(None);
-    let running = daemon_answers(&socket);
-    let scratch = TempDir::new("exec")?;
-    let root = vchiqd::sys::geteuid() == 0;
-
-    // Without access to /dev/fuse (mode 0600 on some systems) no namespace helps.
-    let fuse_usable = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/fuse")
-        .is_ok();
-    if !a.preload && fuse_usable {
-        let exe = std::env::current_exe()?;
-        let mut cmd = Command::new(exe);
-        cmd.arg("exec-inner");
-        if !root {
-            cmd.arg("--user");
-        }
-        if running {
-            match node_mounts().into_iter().next() {
-                Some(node) => {
-                    cmd.arg("--bind-node")
-                        .arg(node)
-                        .arg("--socket")
-                        .arg(&socket);
-                }
-                None => {
-                    // The running daemon serves no node: its socket, through the shim.
-                    return run_preload(&a, &socket, None);
-                }
-            }
-        } else {
-            cmd.arg("--socket").arg(scratch.0.join("vchiq.sock"));
-        }
-        cmd.arg("--").args(&a.command);
-        let status = cmd.status().context("starting vchiq exec-inner")?;
-        if status.code() != Some(i32::from(SETUP_FAILED)) {
-            return Ok(exit_code(status));
-        }
-        if a.node {
-            bail!("the file node cannot be used here (see the message above)");
-        }
-        eprintln!("vchiq exec: falling back to the LD_PRELOAD shim");
-    } else if a.node {
-        bail!(
-            "the file node needs /dev/fuse, which this system does not have or does not let this user open"
-        );
-    }
-    if running {
-        return run_preload(&a, &socket, None);
-    }
-    let sock = scratch.0.join("vchiq-preload.sock");
-    let daemon = PrivateDaemon::start(&sock, None, &scratch.0.join("daemon.log"))?;
-    run_preload(&a, &sock, Some(daemon))
-}
-
-fn run_preload(a: &ExecArgs, socket: &Path, daemon: Option<PrivateDaemon>) -> Result<ExitCode> {
-    let Some(shim) = find_shim() else {
-        bail!(
-            "cannot find libvchiq_preload.so (looked next to {} and in /usr/lib/vchiq; set VCHIQ_PRELOAD): \
-             build it with `cargo build -p vchiq-preload`",
-            std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        );
-    };
-    let preload = match std::env::var("LD_PRELOAD") {
-        Ok(old) if !old.is_empty() => format!("{}:{old}", shim.display()),
-        _ => shim.display().to_string(),
-    };
-    let status = Command::new(&a.command[0])
-        .args(&a.command[1..])
-        .env("LD_PRELOAD", preload)
-        .env(vchiq_abi::wire::SOCKET_ENV, socket)
-        .status()
-        .with_context(|| format!("running {}", a.command[0]))?;
-    drop(daemon);
-    Ok(exit_code(status))
 }
 
 /// `vchiq exec-inner`: namespace set-up, then the program. Exits [`SETUP_FAILED`] with a
