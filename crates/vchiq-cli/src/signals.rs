@@ -96,7 +96,7 @@ fn watch(fd: OwnedFd) {
             Err(_) => return,
         }
     };
-    tracing::info!("signal {signo}: stopping");
+    // No logging here: stderr's lock may be held by a thread blocked on a full pipe.
     // A hook that panicked while holding the lock must not stop the exit.
     let hooks = match HOOKS.try_lock() {
         Ok(mut h) => std::mem::take(&mut *h),

@@ -383,7 +383,7 @@ pub fn status(a: StatusArgs) -> Result<ExitCode> {
     }
     let src = Source::new(a.socket);
     if a.watch {
-        return watch(&src, a.json, Duration::from_secs_f64(a.interval));
+        return watch(&src, a.json, a.interval);
     }
     let text = src.fetch()?;
     let out = if a.json {
@@ -403,7 +403,8 @@ const HIDE_CURSOR: &str = "\x1b[?25l";
 const SHOW_CURSOR: &str = "\x1b[?25h";
 
 /// `--watch`: one view per interval until a signal ends the process.
-fn watch(src: &Source, json: bool, interval: Duration) -> Result<ExitCode> {
+fn watch(src: &Source, json: bool, secs: f64) -> Result<ExitCode> {
+    let interval = Duration::from_secs_f64(secs);
     let tty = std::io::stdout().is_terminal();
     if tty && !json {
         print!("{HIDE_CURSOR}");
@@ -419,15 +420,14 @@ fn watch(src: &Source, json: bool, interval: Duration) -> Result<ExitCode> {
                 // One line per view for scripts, errors included.
                 serde_json::json!({"schema": SCHEMA, "error": format!("{e:#}")}).to_string() + "\n"
             }
-            Err(e) => format!("vchiq status: {e:#}\n(retrying every {:.2?})\n", interval),
+            Err(e) => format!("vchiq status: {e:#}\n(retrying every {secs} s)\n"),
         };
         let mut out = std::io::stdout().lock();
         let written = if tty && !json {
             write!(
                 out,
-                "{CLEAR}vchiq status --watch: {} every {:.2?}, {} (Ctrl-C to stop)\n\n{body}",
+                "{CLEAR}vchiq status --watch: {} every {secs} s, {} (Ctrl-C to stop)\n\n{body}",
                 src.path.display(),
-                interval,
                 time_of_day()
             )
         } else if json {
