@@ -383,8 +383,23 @@ fn status_watch_shows_a_lost_daemon_and_carries_on() {
 // ---------------------------------------------------------------------------------------
 // vchiq doctor
 
-/// A fresh private directory.
-fn scratch(tag: &str) -> PathBuf {
+/// A fresh private directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(tag: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!(
         "vchiq-tools-{tag}-{}-{}",
         std::process::id(),
@@ -394,7 +409,7 @@ fn scratch(tag: &str) -> PathBuf {
             .as_nanos()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 /// Runs `vchiq doctor` on `socket` and `device`: (exit code, lines).
@@ -556,7 +571,7 @@ fn man_writes_a_page_for_every_visible_command_and_none_for_hidden_ones() {
     let dir = scratch("man");
     let out = Command::new(exe())
         .args(["man", "--dir"])
-        .arg(&dir)
+        .arg(dir.as_os_str())
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -614,13 +629,12 @@ fn man_writes_a_page_for_every_visible_command_and_none_for_hidden_ones() {
     assert_eq!(page("vcgencmd").unwrap(), ".so man1/vchiq-gencmd.1\n");
     assert_eq!(page("vcdbg").unwrap(), ".so man1/vchiq-log.1\n");
     assert_eq!(page("vchiq_test").unwrap(), ".so man1/vchiq-test.1\n");
-    let count = std::fs::read_dir(&dir).unwrap().count();
+    let count = std::fs::read_dir(&*dir).unwrap().count();
     assert_eq!(
         count,
         1 + commands.len() + bench.len() + 3,
         "no other files"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
