@@ -7,16 +7,20 @@
 mod bench;
 mod daemon;
 mod demo;
+mod doctor;
 mod exec;
 mod hello;
 mod khronos_link;
+mod manual;
+mod signals;
+mod status;
 mod test;
 mod tools;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// VCHIQ anywhere: the Raspberry Pi VideoCore host interface, correct inside containers.
 #[derive(Parser, Debug)]
@@ -27,7 +31,10 @@ use clap::{Parser, Subcommand};
     long_about = "VCHIQ anywhere: the Raspberry Pi VideoCore host interface, correct inside containers.\n\n\
         Start the driver daemon with `vchiq daemon`, then use the tools (`vchiq gencmd`, `vchiq log`, \
         `vchiq status`, `vchiq hello-triangle`, `vchiq test`). `vchiq demo` tells the whole story. \
-        Clients find the daemon through VCHIQ_SOCKET or the default socket path.",
+        Clients find the daemon through VCHIQ_SOCKET or the default socket path; `vchiq doctor` \
+        checks the set-up and says what to fix.\n\n\
+        The client tools stop on SIGTERM and SIGINT with status 128 + the signal number, also \
+        as PID 1 of a container or PID namespace.",
     propagate_version = true
 )]
 struct Cli {
@@ -46,8 +53,21 @@ enum Command {
     /// Run the software VideoCore as a process of its own (started by `daemon --videocore process`).
     #[command(hide = true)]
     Videocore(daemon::VideoCoreArgs),
-    /// Show the daemon's instances (client id, PID namespace, cgroup, uid), services and counters.
-    Status(tools::StatusArgs),
+    /// Show the daemon's instances, services and counters (--json, --watch).
+    ///
+    /// The link's counters first, then one instance per client connection: the client id
+    /// the driver attests, the client's PID namespace, cgroup and uid, and its services
+    /// with their message counters. `--json` prints the same as a JSON document for
+    /// scripts, `--watch` redraws it until interrupted, `--self` shows what the driver
+    /// attests for this very process.
+    Status(status::StatusArgs),
+    /// Check this machine or container for common set-up mistakes and say how to fix them.
+    ///
+    /// Looks at the socket path and its permissions, the group video, whether a daemon
+    /// answers, /dev/vchiq, /dev/fuse, the PID namespace and the preload shim. Prints one
+    /// line per check (ok, warn or FAIL, with a fix after `->`) and exits 1 if a check
+    /// FAILs. It only looks: nothing is changed.
+    Doctor(doctor::DoctorArgs),
     /// Run the VCHIQ functional and performance tests (alias: vchiq_test).
     Test(test::TestArgs),
     /// Send a command to the VideoCore's GCMD service, like vcgencmd (alias: vcgencmd).
@@ -65,6 +85,15 @@ enum Command {
     /// Run an unmodified program against the daemon: /dev/vchiq as a file node in a private
     /// mount namespace where FUSE can be used, else through the LD_PRELOAD shim.
     Exec(exec::ExecArgs),
+    /// Write a manual page per command (vchiq.1, vchiq-COMMAND.1, ...) into a directory.
+    ///
+    /// The pages are generated from the same definitions as --help.
+    Man(manual::ManArgs),
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    ///
+    /// Completes commands, options and their values, generated from the same definitions
+    /// as --help.
+    Completions(manual::CompletionsArgs),
     /// Namespace set-up for `vchiq exec` (runs the program with the node at /dev/vchiq).
     #[command(hide = true)]
     ExecInner(exec::ExecInnerArgs),
@@ -132,8 +161,62 @@ fn multicall_args() -> Vec<std::ffi::OsString> {
     args
 }
 
+/// How a command stops on SIGTERM/SIGINT (see [`signals`]).
+enum Termination {
+    /// The kernel's default: the daemon handles the signals in its own loop; `nsexec`
+    /// runs other programs; `man` and `completions` do not wait for anything.
+    Default,
+    /// A client tool: stops at once with status 128 + signal, also as PID 1 of a PID
+    /// namespace, after cleaning up (a thread of its own reads the signals).
+    Watcher,
+    /// A client tool that must not have an extra thread (`bench`): the same exit status
+    /// from a signal handler, without the cleanup.
+    Handler,
+    /// A command that runs a program (`exec`): the signals are passed on to it and its
+    /// own exit status is reported.
+    Forward,
+}
+
+impl Command {
+    fn termination(&self) -> Termination {
+        match self {
+            Command::Status(_)
+            | Command::Doctor(_)
+            | Command::Test(_)
+            | Command::Gencmd(_)
+            | Command::Log(_)
+            | Command::Snapshot(_)
+            | Command::HelloTriangle(_)
+            | Command::Demo(_)
+            | Command::ProbeIdentity(_)
+            | Command::ProbeBulk(_) => Termination::Watcher,
+            // `bench ping` checks that every thread of the process is on the pinned CPU.
+            Command::Bench(_) => Termination::Handler,
+            // They wait for the program they run and report its status.
+            Command::Exec(_) | Command::ExecInner(_) => Termination::Forward,
+            Command::Daemon(_)
+            | Command::Videocore(_)
+            | Command::Man(_)
+            | Command::Completions(_)
+            | Command::Nsexec(_)
+            | Command::NsPid => Termination::Default,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse_from(multicall_args());
+    // First, before any thread exists: the signal mask is inherited by threads created later.
+    let handled = match cli.command.termination() {
+        Termination::Default => Ok(()),
+        Termination::Watcher => signals::exit_on_termination(),
+        Termination::Handler => signals::exit_on_termination_in_handler(),
+        Termination::Forward => signals::forward_termination(),
+    };
+    if let Err(e) = handled {
+        eprintln!("vchiq: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let verbose = match &cli.command {
         Command::Daemon(a) => cli.verbose.max(a.verbose),
         _ => cli.verbose,
@@ -142,7 +225,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Daemon(a) => daemon::run(a),
         Command::Videocore(a) => daemon::run_videocore(a),
-        Command::Status(a) => tools::status(a),
+        Command::Status(a) => status::status(a),
+        Command::Doctor(a) => doctor::run(a),
+        Command::Man(a) => manual::man(a, Cli::command()),
+        Command::Completions(a) => manual::completions(a, Cli::command()),
         Command::Test(a) => test::run(a),
         Command::Gencmd(a) => tools::gencmd(a),
         Command::Log(a) => tools::log(a),

@@ -1,4 +1,4 @@
-//! Small client tools: `status`, `gencmd` (vcgencmd), `log` (vcdbg log msg), `snapshot`.
+//! Small client tools: `gencmd` (vcgencmd), `log` (vcdbg log msg), `snapshot`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,18 +10,6 @@ use vchiq_abi::enums::BulkMode;
 use vchiq_abi::fourcc::FourCc;
 
 use crate::daemon::socket_path;
-
-/// Options of `vchiq status`.
-#[derive(Args, Debug)]
-pub struct StatusArgs {
-    /// Socket path (default: $VCHIQ_SOCKET or the standard path).
-    #[arg(long)]
-    socket: Option<PathBuf>,
-    /// Print, for this process, the PID it sees for itself and the client id the driver
-    /// attests, one `key: value` per line.
-    #[arg(long = "self")]
-    self_: bool,
-}
 
 /// Options of `vchiq gencmd` / `vcgencmd`.
 #[derive(Args, Debug)]
@@ -55,7 +43,7 @@ pub struct SnapshotArgs {
 /// True when a client with no `--socket` would use the `/dev/vchiq` device: the library
 /// prefers it when it exists and `VCHIQ_SOCKET` is not set (on a Pi, or with
 /// `vchiq daemon --dev-node /dev/vchiq`).
-fn uses_device(socket: &Option<PathBuf>) -> bool {
+pub fn uses_device(socket: &Option<PathBuf>) -> bool {
     socket.is_none()
         && std::env::var_os(vchiq_abi::wire::SOCKET_ENV).is_none_or(|v| v.is_empty())
         && std::path::Path::new(Instance::DEVICE_PATH).exists()
@@ -72,38 +60,6 @@ pub fn connect(socket: Option<PathBuf>) -> Result<Instance> {
         Instance::connect_to(socket_path(socket))
     };
     result.map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-pub fn status(a: StatusArgs) -> Result<ExitCode> {
-    if !a.self_ {
-        let text = if uses_device(&a.socket) {
-            // The device's state dump (`read()` on /dev/vchiq).
-            connect(None)?.status()?
-        } else {
-            // Only HELLO and STATUS: this works even when the VideoCore is lost.
-            vchiq::daemon_status(socket_path(a.socket)).map_err(|e| anyhow::anyhow!("{e}"))?
-        };
-        print!("{text}");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let inst = connect(a.socket)?;
-    {
-        let hello = inst.hello();
-        let ns = std::fs::read_link("/proc/self/ns/pid")
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        println!("pid: {}", std::process::id());
-        println!("client_id: {}", hello.client_id);
-        println!("pid_namespace: {ns}");
-        println!(
-            "pid_namespace_inode_seen_by_daemon: {}",
-            hello.pid_namespace
-        );
-        println!("uid: {}", hello.uid);
-        println!("instance: {}", hello.instance);
-        println!("socket: {}", inst.socket_path().display());
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Opens a VCHI-style (queue) service.

@@ -304,3 +304,61 @@ fn a_killed_arm_client_leaves_nothing_behind() {
     let (code, out, err) = run_exec(d.socket(), &["--", bin.to_str().unwrap(), "echo"]);
     assert_eq!(code, Some(0), "the daemon still serves: {out}{err}");
 }
+
+/// `exec` passes SIGTERM on to the program and reports the program's own status, also as
+/// PID 1 of a PID namespace (where an unhandled SIGTERM would be dropped).
+#[test]
+fn exec_forwards_sigterm_to_the_program_and_reports_its_status() {
+    let d = TestDaemon::start(&[]);
+    let script = "trap 'exit 3' TERM; echo ready; while :; do sleep 0.05; done";
+    let as_pid1 = namespaces_available();
+    if !as_pid1 {
+        skip("PID namespaces are not available here (testing exec outside one)");
+    }
+    let mut c = Command::new(exe());
+    if as_pid1 {
+        let prefix = nsexec_prefix();
+        c.args(&prefix);
+    }
+    c.args(["exec", "--preload", "--", "sh", "-c", script])
+        .env("VCHIQ_SOCKET", d.socket())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut r = lines(&mut child);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut r, &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    // The exec process: the nsexec child's PID-1 process, or the child itself.
+    let exec_pid = if as_pid1 {
+        let t0 = Instant::now();
+        loop {
+            if let Some(&p) = children_of(child.id()).first() {
+                break p;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "no PID 1 under nsexec"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    } else {
+        child.id()
+    };
+    unsafe_free_kill(exec_pid, 15);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "exec did not pass SIGTERM on"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "the program's own exit status: {status:?}"
+    );
+}

@@ -267,7 +267,7 @@ impl Plan {
 
 /// The shim for `arch`: `$VCHIQ_PRELOAD` (checked to be of that architecture), else the
 /// first of the table's candidates that is.
-fn find_shim(arch: Arch) -> Result<PathBuf, String> {
+pub fn find_shim(arch: Arch) -> Result<PathBuf, String> {
     let is_for = |p: &Path| elf::read(p).is_ok_and(|i| i.arch == Some(arch));
     if let Some(p) = std::env::var_os("VCHIQ_PRELOAD").map(PathBuf::from) {
         if !p.is_file() {
@@ -424,7 +424,9 @@ fn run_node(a: &ExecArgs, plan: &Plan, route: &NodeRoute) -> Result<Option<ExitC
         }
     }
     cmd.arg("--").args(&a.command);
-    let status = cmd.status().context("starting vchiq exec-inner")?;
+    let mut child = cmd.spawn().context("starting vchiq exec-inner")?;
+    crate::signals::forward_to(child.id());
+    let status = child.wait()?;
     if status.code() == Some(i32::from(SETUP_FAILED)) {
         return Ok(None);
     }
@@ -479,10 +481,12 @@ fn run_shim(a: &ExecArgs, plan: &Plan, route: &ShimRoute) -> Result<ExitCode> {
         plan.program.describe,
         route.shim.display()
     );
-    let status = cmd
+    let mut child = cmd
         .args(&a.command[1..])
-        .status()
+        .spawn()
         .with_context(|| format!("running {}", a.command[0]))?;
+    crate::signals::forward_to(child.id());
+    let status = child.wait()?;
     drop(daemon);
     Ok(exit_code(status))
 }

@@ -220,7 +220,11 @@ pub fn run_inner(a: ExecInnerArgs) -> Result<ExitCode> {
     let status = Command::new(&a.command[0])
         .args(&a.command[1..])
         .env(vchiq_abi::wire::SOCKET_ENV, &a.socket)
-        .status()
+        .spawn()
+        .and_then(|mut child| {
+            crate::signals::forward_to(child.id());
+            child.wait()
+        })
         .with_context(|| format!("running {}", a.command[0]));
     drop(daemon);
     let status = status?;
