@@ -83,7 +83,8 @@ enum Command {
     /// Benchmarks, each beside a baseline measured in the same run.
     Bench(bench::BenchArgs),
     /// Run an unmodified program against the daemon: /dev/vchiq as a file node in a private
-    /// mount namespace where FUSE can be used, else through the LD_PRELOAD shim.
+    /// mount namespace where FUSE can be used, else through the LD_PRELOAD shim built for
+    /// its architecture (x86-64, i386; armhf and arm64 under qemu-user).
     Exec(exec::ExecArgs),
     /// Write a manual page per command (vchiq.1, vchiq-COMMAND.1, ...) into a directory.
     ///
