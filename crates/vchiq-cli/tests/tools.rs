@@ -400,16 +400,7 @@ impl Drop for Scratch {
 }
 
 fn scratch(tag: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!(
-        "vchiq-tools-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    Scratch(dir)
+    Scratch(scratch_dir(&format!("tools-{tag}")))
 }
 
 /// Runs `vchiq doctor` on `socket` and `device`: (exit code, lines).

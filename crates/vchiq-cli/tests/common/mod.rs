@@ -15,6 +15,21 @@ pub fn exe() -> &'static str {
     env!("CARGO_BIN_EXE_vchiq")
 }
 
+/// A new directory `vchiq-TAG-PID-NANOS` under the temporary directory (the caller
+/// removes it).
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "vchiq-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// A daemon process that is killed on drop.
 pub struct TestDaemon {
     pub child: Child,
@@ -25,15 +40,7 @@ pub struct TestDaemon {
 impl TestDaemon {
     /// Starts `vchiq daemon` with extra arguments and waits for its socket.
     pub fn start(extra: &[&str]) -> TestDaemon {
-        let dir = std::env::temp_dir().join(format!(
-            "vchiq-test-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("test");
         let socket = dir.join("vchiq.sock");
         let child = Command::new(exe())
             .arg("daemon")
@@ -211,15 +218,7 @@ impl NodeDaemon {
             cprog::skip("/dev/fuse does not exist");
             return None;
         }
-        let dir = std::env::temp_dir().join(format!(
-            "vchiq-node-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("node");
         let node = dir.join("vchiq");
         let mut daemon = TestDaemon::start(&["--dev-node", node.to_str().unwrap()]);
         let t0 = Instant::now();
