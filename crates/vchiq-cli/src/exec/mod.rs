@@ -334,72 +334,88 @@ fn library_root(p: &Program, sysroot: Option<&Path>) -> Result<PathBuf, String> 
         })
 }
 
+/// The path `exec` takes, decided once for `--explain` and for the run.
+enum Route<'p> {
+    /// The file node, and the shim to fall back to if the namespace cannot be set up
+    /// (none with `--node`, or when the shim cannot work either).
+    Node(&'p NodeRoute, Option<&'p ShimRoute>),
+    Shim(&'p ShimRoute),
+}
+
+impl Plan {
+    /// The route the options and the two possibilities give, or why there is none.
+    fn route(&self, a: &ExecArgs) -> Result<Route<'_>, String> {
+        let name = &a.command[0];
+        if a.node {
+            return self
+                .node
+                .as_ref()
+                .map(|n| Route::Node(n, None))
+                .map_err(|e| format!("--node: the file node cannot be used for {name}: {e}"));
+        }
+        if a.preload {
+            return self
+                .shim
+                .as_ref()
+                .map(Route::Shim)
+                .map_err(|e| format!("--preload: the shim cannot be used for {name}: {e}"));
+        }
+        match (&self.node, &self.shim) {
+            (Ok(n), shim) => Ok(Route::Node(n, shim.as_ref().ok())),
+            (Err(_), Ok(s)) => Ok(Route::Shim(s)),
+            (Err(n), Err(s)) => Err(format!(
+                "no way to reach the daemon for {name} ({}):\n  file node: {n}\n  shim: {s}",
+                self.program.describe
+            )),
+        }
+    }
+}
+
 /// `vchiq exec`.
 pub fn run(a: ExecArgs) -> Result<ExitCode> {
     let plan = Plan::make(&a)?;
+    let route = plan.route(&a);
     if a.explain {
         print!("{}", plan.explain());
-        let route = if a.node {
-            plan.node
-                .as_ref()
-                .map(|_| "file node")
-                .map_err(String::clone)
-        } else if a.preload {
-            plan.shim.as_ref().map(|_| "shim").map_err(String::clone)
-        } else {
-            plan.node
-                .as_ref()
-                .map(|_| "file node")
-                .or_else(|_| plan.shim.as_ref().map(|_| "shim"))
-                .map_err(|_| "neither path works".to_owned())
-        };
         return Ok(match route {
-            Ok(r) => {
-                println!("route: {r}");
+            Ok(Route::Node(..)) => {
+                println!("route: file node");
+                ExitCode::SUCCESS
+            }
+            Ok(Route::Shim(_)) => {
+                println!("route: shim");
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                println!("route: none ({e})");
+                println!(
+                    "route: none ({})",
+                    e.lines().next().unwrap_or_default().trim_end_matches(':')
+                );
                 ExitCode::FAILURE
             }
         });
     }
-    let name = &a.command[0];
-    if a.node {
-        let route = plan
-            .node
-            .as_ref()
-            .map_err(|e| anyhow::anyhow!("--node: the file node cannot be used for {name}: {e}"))?;
-        return match run_node(&a, &plan, route)? {
-            Some(code) => Ok(code),
-            None => bail!("--node: the file node cannot be used here (see the message above)"),
-        };
-    }
-    if a.preload {
-        let route = plan
-            .shim
-            .as_ref()
-            .map_err(|e| anyhow::anyhow!("--preload: the shim cannot be used for {name}: {e}"))?;
-        return run_shim(&a, &plan, route);
-    }
-    match (&plan.node, &plan.shim) {
-        (Ok(route), shim) => {
-            if let Some(code) = run_node(&a, &plan, route)? {
+    match route.map_err(anyhow::Error::msg)? {
+        Route::Shim(s) => run_shim(&a, &plan, s),
+        Route::Node(n, fallback) => {
+            if let Some(code) = run_node(&a, &plan, n)? {
                 return Ok(code);
             }
-            match shim {
-                Ok(s) => {
+            match fallback {
+                Some(s) => {
                     eprintln!("vchiq exec: falling back to the LD_PRELOAD shim");
                     run_shim(&a, &plan, s)
                 }
-                Err(e) => bail!("the shim cannot be used either: {e}"),
+                None if a.node => {
+                    bail!("--node: the file node cannot be used here (see the message above)")
+                }
+                None => bail!(
+                    "the file node cannot be used here (see above), and the shim cannot \
+                     either: {}",
+                    plan.shim.as_ref().err().map_or("", String::as_str)
+                ),
             }
         }
-        (Err(_), Ok(s)) => run_shim(&a, &plan, s),
-        (Err(n), Err(s)) => bail!(
-            "no way to reach the daemon for {name} ({}):\n  file node: {n}\n  shim: {s}",
-            plan.program.describe
-        ),
     }
 }
 
