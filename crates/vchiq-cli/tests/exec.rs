@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::cprog::{Build, c_program, shim, skip};
+use common::cprog::{Build, c_program, c_program_of, shim, skip};
 use common::*;
 
 /// The C tests each architecture runs through `exec`, with what each proves.
@@ -80,7 +80,12 @@ fn run_suite(socket: &Path, bin: &Path, tuple: &str, label: &str) {
 
 /// Everything an ARM test needs: the program, its shim and qemu-user.
 fn arm_ready(build: Build, tuple: &str, qemu: &str) -> Option<PathBuf> {
-    let bin = c_program(build)?;
+    arm_program_ready("vchiq_ioctl", build, tuple, qemu)
+}
+
+/// [`arm_ready`] for `tests/c/NAME.c`.
+fn arm_program_ready(name: &str, build: Build, tuple: &str, qemu: &str) -> Option<PathBuf> {
+    let bin = c_program_of(name, build)?;
     shim(tuple)?;
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {qemu}")])
@@ -361,4 +366,90 @@ fn exec_forwards_sigterm_to_the_program_and_reports_its_status() {
         Some(3),
         "the program's own exit status: {status:?}"
     );
+}
+
+/// An ARM GLES client (`tests/c/khrn_triangle.c`: the Khronos RPC over the ioctls, with
+/// the project's own minimal definitions) renders frames under qemu-user: every swap is
+/// posted back on KHAN, and the display shows its last frame, an orange triangle on the
+/// clear colour it reports.
+fn arm_gles_client_renders(build: Build, tuple: &str, qemu: &str) {
+    let Some(bin) = arm_program_ready("khrn_triangle", build, tuple, qemu) else {
+        return;
+    };
+    let d = TestDaemon::start(&["--display-size", "640x480"]);
+    let mut child = exec_cmd(d.socket(), &["--", bin.to_str().unwrap(), "30", "hold"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = lines(&mut child);
+    let mut report = String::new();
+    loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut out, &mut line).unwrap() == 0 {
+            panic!("the client ended before rendering: {report}");
+        }
+        report += &line;
+        if line.starts_with("PASS") {
+            break;
+        }
+    }
+    assert_eq!(field(&report, "frames:"), "30", "{report}");
+    assert_eq!(
+        field(&report, "posts:"),
+        "30",
+        "one KHAN post per swap: {report}"
+    );
+    assert_eq!(field(&report, "display:"), "640x480", "{report}");
+    let clear: Vec<u8> = field(&report, "clear:")
+        .split(' ')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    // The display while the client holds its element.
+    let png_path = d.dir.join("display.png");
+    let (code, o, e) = d.run(
+        &["snapshot", png_path.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(0), "{o}{e}");
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&png_path).unwrap(),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.line_size / info.width as usize;
+    let at = |x: u32, y: u32| {
+        let i = y as usize * info.line_size + x as usize * channels;
+        [buf[i], buf[i + 1], buf[i + 2]]
+    };
+    let near = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= 2);
+    assert!(
+        near(at(8, 8), [clear[0], clear[1], clear[2]]),
+        "corner {:?}, clear {clear:?}",
+        at(8, 8)
+    );
+    // The triangle spans x -0.5..0.5, y -0.5..0.5 in clip space: its middle is orange.
+    assert!(
+        near(at(320, 280), [255, 128, 0]),
+        "triangle {:?}",
+        at(320, 280)
+    );
+    assert!(
+        near(at(100, 240), [clear[0], clear[1], clear[2]]),
+        "beside it {:?}",
+        at(100, 240)
+    );
+}
+
+#[test]
+fn an_armhf_gles_client_renders_frames_under_qemu() {
+    arm_gles_client_renders(Build::Armhf, "arm-linux-gnueabihf", "qemu-arm");
+}
+
+#[test]
+fn an_arm64_gles_client_renders_frames_under_qemu() {
+    arm_gles_client_renders(Build::Arm64, "aarch64-linux-gnu", "qemu-aarch64");
 }

@@ -55,12 +55,19 @@ impl Build {
     }
 }
 
-/// `tests/c/vchiq_ioctl.c` built as `b`, compiled once per test binary; `None` (with
-/// [`skip`]) when this machine cannot build it.
+/// `tests/c/vchiq_ioctl.c` built as `b` (see [`c_program_of`]).
 pub fn c_program(b: Build) -> Option<PathBuf> {
-    static BUILT: OnceLock<Mutex<HashMap<Build, Option<PathBuf>>>> = OnceLock::new();
+    c_program_of("vchiq_ioctl", b)
+}
+
+/// `tests/c/NAME.c` built as `b`, compiled once per test binary; `None` (with [`skip`])
+/// when this machine cannot build it.
+pub fn c_program_of(name: &str, b: Build) -> Option<PathBuf> {
+    type Built = HashMap<(String, Build), Option<PathBuf>>;
+    static BUILT: OnceLock<Mutex<Built>> = OnceLock::new();
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
-    if let Some(p) = built.get(&b) {
+    let key = (name.to_owned(), b);
+    if let Some(p) = built.get(&key) {
         if p.is_none() {
             skip(&format!("no {b:?} build of the C test program (see above)"));
         }
@@ -68,12 +75,12 @@ pub fn c_program(b: Build) -> Option<PathBuf> {
     }
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ctests");
     std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join(format!("vchiq_ioctl_{b:?}").to_lowercase());
+    let out = dir.join(format!("{name}_{b:?}").to_lowercase());
     let (cc, flags) = b.compiler_and_flags();
     let res = Command::new(cc)
         .args(["-O2", "-Wall", "-pthread"])
         .args(flags)
-        .arg(workspace_root().join("tests/c/vchiq_ioctl.c"))
+        .arg(workspace_root().join(format!("tests/c/{name}.c")))
         .arg("-o")
         .arg(&out)
         .output();
@@ -98,7 +105,7 @@ pub fn c_program(b: Build) -> Option<PathBuf> {
             None
         }
     };
-    built.insert(b, result.clone());
+    built.insert(key, result.clone());
     result
 }
 
