@@ -77,9 +77,11 @@ impl Arch {
     /// shim next to the executable as `cargo build` leaves it.
     pub fn shim_candidates(self, exe_dir: &Path) -> Vec<PathBuf> {
         let t = self.tuple();
+        // The install prefix: `/usr` for `/usr/bin/vchiq` (named without `..`, for messages).
+        let prefix = exe_dir.parent().unwrap_or(exe_dir);
         let mut v = vec![
             exe_dir.join("shims").join(t).join(SHIM_NAME),
-            exe_dir.join("../lib").join(t).join("vchiq").join(SHIM_NAME),
+            prefix.join("lib").join(t).join("vchiq").join(SHIM_NAME),
             PathBuf::from("/usr/lib")
                 .join(t)
                 .join("vchiq")
@@ -87,7 +89,7 @@ impl Arch {
         ];
         if self == Arch::host() {
             v.push(exe_dir.join(SHIM_NAME));
-            v.push(exe_dir.join("../lib/vchiq").join(SHIM_NAME));
+            v.push(prefix.join("lib/vchiq").join(SHIM_NAME));
             v.push(PathBuf::from("/usr/lib/vchiq").join(SHIM_NAME));
         }
         v
