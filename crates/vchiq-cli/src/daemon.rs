@@ -45,6 +45,13 @@ pub struct DaemonArgs {
     /// ("the client limit (N) is reached"). Each client costs the daemon two descriptors.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     max_clients: u32,
+    /// Instances (connections and opens of the file node) one user (uid) may hold at
+    /// once; more are refused with the reason, and an open() of the node fails with EMFILE.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    max_instances_per_uid: u32,
+    /// Services one client may hold at once; CREATE_SERVICE past it fails with EMFILE.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    max_services_per_client: u32,
     /// `echo` test servers (one connection each; 8 as on a Pi). Raise it to run more
     /// concurrent `vchiq test` or benchmark clients.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=4096))]
@@ -117,6 +124,10 @@ pub fn run(a: DaemonArgs) -> Result<ExitCode> {
     opts.vc = vc_options(a.display_size, &a.display, a.echo_listeners)?;
     opts.socket_mode = a.socket_mode;
     opts.max_clients = a.max_clients as usize;
+    opts.limits = vchiqd::limits::Limits {
+        instances_per_uid: a.max_instances_per_uid as usize,
+        services_per_instance: a.max_services_per_client as usize,
+    };
     if let Some(g) = a.socket_group {
         opts.socket_group = Some(g);
     }

@@ -453,3 +453,107 @@ fn a_client_past_the_limit_is_told_why() {
     }
     drop(b);
 }
+
+/// CREATE_SERVICE of a listening service (no VideoCore round trip) on a connected client.
+fn create_server(sock: &std::os::fd::OwnedFd, tag: u32, fourcc: &[u8; 4]) -> i64 {
+    let create = wire::CreateServiceRequest {
+        fourcc: u32::from_be_bytes(*fourcc),
+        version: 1,
+        version_min: 1,
+        is_open: 0,
+        is_vchi: 0,
+        userdata: 0,
+    };
+    call(sock, tag, Op::CreateService, 0, create.as_bytes()).expect("a reply")
+}
+
+#[test]
+fn a_client_past_its_service_limit_gets_emfile_and_the_others_are_unaffected() {
+    let d = TestDaemon::start(&["--max-services-per-client", "3"]);
+    let a = connect(&d);
+    let first = open_echo(&a);
+    let mut handles = vec![first];
+    for (i, fourcc) in [b"lim0", b"lim1"].iter().enumerate() {
+        let h = create_server(&a, 10 + i as u32, fourcc);
+        assert!(h > 0, "service {i} within the limit: {h}");
+        handles.push(h as u32);
+    }
+    // The fourth: EMFILE for that request only; the connection goes on.
+    assert_eq!(create_server(&a, 20, b"lim2"), -i64::from(libc::EMFILE));
+    assert_eq!(
+        call(&a, 21, Op::GetClientId, u64::from(first), &[]).map(|r| r > 0),
+        Some(true)
+    );
+    // Another client opens services as usual.
+    let b = connect(&d);
+    let hb = open_echo(&b);
+    assert!(create_server(&b, 30, b"limb") > 0);
+    drop(b);
+    let _ = hb;
+    // Room again once one is removed.
+    assert_eq!(
+        call(&a, 22, Op::RemoveService, u64::from(handles[2]), &[]),
+        Some(0)
+    );
+    assert!(create_server(&a, 23, b"lim2") > 0);
+    // The log names the client and the limit.
+    drop(a);
+    let mut d = d;
+    d.stop();
+    let mut log = String::new();
+    if let Some(mut e) = d.child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut log);
+    }
+    assert!(
+        log.contains("--max-services-per-client 3") && log.contains("client_id"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_user_past_its_instance_limit_is_refused_with_the_reason_and_other_users_are_not() {
+    if vchiqd::sys::geteuid() != 0 {
+        return common::cprog::skip("running a client as another uid needs root");
+    }
+    let d = TestDaemon::start(&["--max-instances-per-uid", "2", "--socket-mode", "666"]);
+    let hello = wire::HelloRequest {
+        version: wire::PROTOCOL_VERSION,
+        flags: 0,
+    };
+    let a = connect(&d);
+    assert_eq!(call(&a, 1, Op::Hello, 0, hello.as_bytes()), Some(0));
+    let b = connect(&d);
+    assert_eq!(call(&b, 1, Op::Hello, 0, hello.as_bytes()), Some(0));
+    // A third instance of uid 0: refused, and the client says why.
+    let (code, out, err) = d.run(&["gencmd", "measure_temp"], Duration::from_secs(20));
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        err.contains("refused") && err.contains("--max-instances-per-uid"),
+        "the error names the limit: {err}"
+    );
+    // Another user is served meanwhile.
+    let mut c = d.cmd(&["gencmd", "measure_temp"]);
+    std::os::unix::process::CommandExt::uid(&mut c, 65534);
+    std::os::unix::process::CommandExt::gid(&mut c, 65534);
+    let (code, out, err) = run_with_limit(c, Duration::from_secs(20));
+    assert_eq!(
+        code,
+        Some(0),
+        "uid 65534 is not limited by uid 0's instances: {out}{err}"
+    );
+    assert!(out.starts_with("temp="), "{out}");
+    drop(a);
+    let t0 = Instant::now();
+    loop {
+        let (code, _, err) = d.run(&["gencmd", "measure_temp"], Duration::from_secs(20));
+        if code == Some(0) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "still refused: {err}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(b);
+}

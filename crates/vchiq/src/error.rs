@@ -291,6 +291,7 @@ fn errno_name(errno: i32) -> String {
         libc::EPERM => "EPERM",
         libc::EACCES => "EACCES",
         libc::EBADF => "EBADF",
+        libc::EMFILE => "EMFILE",
         _ => return format!("errno {errno}"),
     };
     name.to_string()
@@ -304,6 +305,10 @@ fn errno_hint(errno: i32) -> &'static str {
         libc::ENOTCONN => "; the instance or service is not connected",
         libc::EEXIST => "; another instance already serves this fourcc",
         libc::ENOTTY => "; the driver does not support this operation",
+        libc::EMFILE => {
+            "; a limit of the daemon is reached (services per client, instances per user): \
+             close some, or see its log and `vchiq daemon --help` (--max-*)"
+        }
         _ => "",
     }
 }

@@ -55,6 +55,16 @@ pub enum DriverError {
     WouldBlock,
 }
 
+impl DriverError {
+    /// The errno it becomes at the ioctl boundary (EAGAIN for a call that would wait).
+    pub fn errno(self) -> i32 {
+        match self {
+            DriverError::Errno(Errno(e)) => e,
+            DriverError::WouldBlock => libc::EAGAIN,
+        }
+    }
+}
+
 impl From<Errno> for DriverError {
     fn from(e: Errno) -> Self {
         DriverError::Errno(e)
@@ -475,6 +485,7 @@ impl ServiceHandler for LinkHandler {
 #[derive(Default)]
 struct DriverState {
     instances: BTreeMap<u32, Arc<Instance>>,
+    limits: crate::limits::Limits,
     /// fourcc → instance that owns servers of that fourcc.
     server_owners: HashMap<FourCc, u32>,
 }
@@ -502,6 +513,16 @@ pub struct Driver {
 }
 
 impl Driver {
+    /// Sets the per-client and per-user limits (they apply to requests from now on).
+    pub fn set_limits(&self, limits: crate::limits::Limits) {
+        self.lock().limits = limits;
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> crate::limits::Limits {
+        self.lock().limits
+    }
+
     /// A driver over the slave side of a link.
     pub fn new(link: DriverLink) -> Arc<Self> {
         Arc::new(Driver {
@@ -579,6 +600,23 @@ impl Driver {
     /// that diagnostics (STATUS, `read()`) still work; everything that needs the VideoCore
     /// then fails with EIO.
     pub fn open_instance(self: &Arc<Self>, identity: ClientIdentity) -> Result<Arc<Instance>> {
+        let mut st = self.lock();
+        let limit = st.limits.instances_per_uid;
+        let held = st
+            .instances
+            .values()
+            .filter(|i| i.identity.uid == identity.uid)
+            .count();
+        if held >= limit {
+            tracing::warn!(
+                client_id = identity.client_id,
+                uid = identity.uid,
+                comm = %identity.comm,
+                "instance refused: uid {} holds {held} instances, the limit (--max-instances-per-uid {limit})",
+                identity.uid
+            );
+            return err(crate::limits::Limits::ERRNO);
+        }
         let id = self.next_instance.fetch_add(1, Ordering::Relaxed);
         let inst = Arc::new(Instance {
             id,
@@ -587,7 +625,8 @@ impl Driver {
             cv: Condvar::new(),
             waker: std::sync::OnceLock::new(),
         });
-        self.lock().instances.insert(id, inst.clone());
+        st.instances.insert(id, inst.clone());
+        drop(st);
         self.stats.instances_created.fetch_add(1, Ordering::Relaxed);
         tracing::info!(instance = id, client_id = inst.client_id(), comm = %inst.identity.comm, "instance opened");
         Ok(inst)
@@ -692,6 +731,17 @@ impl Driver {
         let connected = inst.lock().connected;
         if req.is_open && !connected {
             return err(libc::ENOTCONN);
+        }
+        let limit = self.lock().limits.services_per_instance;
+        let held = inst.lock().services.len();
+        if held >= limit {
+            tracing::warn!(
+                client_id = inst.client_id(),
+                instance = inst.id,
+                "CREATE_SERVICE {} refused: the client holds {held} services, the limit (--max-services-per-client {limit})",
+                req.fourcc
+            );
+            return err(crate::limits::Limits::ERRNO);
         }
         if !req.is_open {
             let mut st = self.lock();

@@ -30,6 +30,7 @@
 pub mod driver;
 pub mod fuse;
 pub mod identity;
+pub mod limits;
 pub mod link;
 pub mod parking;
 pub mod server;
@@ -60,6 +61,8 @@ pub struct DaemonOptions {
     pub vc: VideoCoreOptions,
     /// Connections beyond this are accepted and closed at once.
     pub max_clients: usize,
+    /// Per-client and per-user limits.
+    pub limits: limits::Limits,
 }
 
 impl DaemonOptions {
@@ -72,6 +75,7 @@ impl DaemonOptions {
             videocore: VideoCoreMode::Embedded,
             vc: VideoCoreOptions::default(),
             max_clients: 4096,
+            limits: limits::Limits::default(),
         }
     }
 }
@@ -189,6 +193,7 @@ impl Daemon {
                 " (socket activation)"
             }
         );
+        driver.set_limits(opts.limits);
         Ok(Daemon {
             driver,
             runner,

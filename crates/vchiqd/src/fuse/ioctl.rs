@@ -30,10 +30,7 @@ use crate::server::MAX_BULK;
 
 /// The errno a driver error becomes at the ioctl boundary.
 pub(super) fn errno_of(e: DriverError) -> i32 {
-    match e {
-        DriverError::Errno(Errno(e)) => e,
-        DriverError::WouldBlock => libc::EAGAIN,
-    }
+    e.errno()
 }
 
 /// The memory of the thread that made a request.

@@ -210,10 +210,21 @@ impl EventLoop {
                     continue;
                 }
             };
+            let uid = identity.uid;
             let inst = match self.driver.open_instance(identity) {
                 Ok(i) => i,
                 Err(e) => {
-                    tracing::warn!("refusing a client: cannot open an instance: {e:?}");
+                    let errno = e.errno();
+                    let why = if errno == crate::limits::Limits::ERRNO {
+                        format!(
+                            "uid {uid} holds as many instances as it may ({}); close some, or raise it with 'vchiq daemon --max-instances-per-uid'",
+                            self.driver.limits().instances_per_uid
+                        )
+                    } else {
+                        format!("cannot open an instance: {e:?}")
+                    };
+                    tracing::warn!("refusing a client: {why}");
+                    refuse(&sock, errno, &why);
                     continue;
                 }
             };
