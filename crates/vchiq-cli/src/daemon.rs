@@ -52,6 +52,10 @@ pub struct DaemonArgs {
     /// Services one client may hold at once; CREATE_SERVICE past it fails with EMFILE.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     max_services_per_client: u32,
+    /// Bytes of VideoCore messages queued for one client and not yet read; while it holds
+    /// more, its QUEUE_MESSAGE fails with ENOBUFS.
+    #[arg(long, default_value_t = 16 << 20, value_parser = clap::value_parser!(u32).range(4096..))]
+    max_queued_bytes_per_client: u32,
     /// `echo` test servers (one connection each; 8 as on a Pi). Raise it to run more
     /// concurrent `vchiq test` or benchmark clients.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=4096))]
@@ -127,6 +131,7 @@ pub fn run(a: DaemonArgs) -> Result<ExitCode> {
     opts.limits = vchiqd::limits::Limits {
         instances_per_uid: a.max_instances_per_uid as usize,
         services_per_instance: a.max_services_per_client as usize,
+        queued_bytes_per_instance: a.max_queued_bytes_per_client as usize,
     };
     if let Some(g) = a.socket_group {
         opts.socket_group = Some(g);

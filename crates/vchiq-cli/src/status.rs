@@ -125,6 +125,10 @@ pub struct InstanceInfo {
     pub completions_max: u64,
     /// Completions delivered so far.
     pub completions_delivered: u64,
+    /// Bytes of VideoCore messages queued for the client (`null` from an older daemon).
+    pub queued_bytes: Option<u64>,
+    /// How many of them are still claimed in the link's slots.
+    pub queued_claimed: Option<u64>,
     /// The number of services the daemon reports for the instance.
     pub service_count: u64,
     pub services: Vec<ServiceInfo>,
@@ -208,7 +212,8 @@ fn parse_link(line: &str, state: String) -> Option<Link> {
 }
 
 /// `Instance 2: client_id 20309 (vchiq), uid 0, gid 0, pid_ns 4026531836, cgroup 0::/,
-/// pinned by SO_PEERPIDFD, connected, completions 0/128 delivered 0, services 1`.
+/// pinned by SO_PEERPIDFD, connected, completions 0/128 delivered 0, queued 0 B (0 claimed),
+/// services 1` (the `queued` field is absent from older daemons).
 ///
 /// The command name and the cgroup are free text (either may hold `, ` or `)`), so they
 /// are cut at the field that follows them, searched from the right.
@@ -234,6 +239,13 @@ fn parse_instance(line: &str) -> Option<InstanceInfo> {
     let (completions_pending, s) = num(s, "completions ", "/")?;
     let (completions_max, s) = num(s, "", " delivered ")?;
     let (completions_delivered, s) = num(s, "", ", ")?;
+    let (queued_bytes, queued_claimed, s) = match num(s, "queued ", " B (") {
+        Some((bytes, rest)) => {
+            let (claimed, rest) = num(rest, "", " claimed), ")?;
+            (Some(bytes), Some(claimed), rest)
+        }
+        None => (None, None, s),
+    };
     let service_count = last_num(s, "services ")?;
     let unknown = |v: &str| (v != "?").then(|| v.to_owned());
     Some(InstanceInfo {
@@ -249,6 +261,8 @@ fn parse_instance(line: &str) -> Option<InstanceInfo> {
         completions_pending,
         completions_max,
         completions_delivered,
+        queued_bytes,
+        queued_claimed,
         service_count,
         services: Vec::new(),
     })
@@ -503,7 +517,7 @@ mod tests {
 vchiqd: link Connected, 2 instance(s)
   link: sent 3 msgs (20 B), received 4 msgs (16 B), bulks 5 done / 6 aborted, slots recycled 7, quota stalls 8, protocol errors 9
   VideoCore LOST: no answer for 5 s
-Instance 2: client_id 20309 (a), uid 1 (b), uid 1000, gid 44, pid_ns 4026531836, cgroup 0::/x, pinned by y, pinned by SO_PEERPIDFD, connected, completions 1/128 delivered 3, services 2
+Instance 2: client_id 20309 (a), uid 1 (b), uid 1000, gid 44, pid_ns 4026531836, cgroup 0::/x, pinned by y, pinned by SO_PEERPIDFD, connected, completions 1/128 delivered 3, queued 4096 B (2 claimed), services 2
   Service 0x1802: VCDB client OPEN vchi, client_id 20309, msgs in 1 (4 B) out 2 (8 B), queued 0/128, uses 1
   Service 0x2803: GCMD server OPENING, client_id 20309, msgs in 0 (0 B) out 0 (0 B), queued 3/128, uses 0
 Instance 3: client_id 20316 (?), uid 0, gid 0, pid_ns 4026532000, cgroup ?, pinned by SO_PEERCRED, not connected, completions 0/128 delivered 0, services 0
@@ -553,6 +567,7 @@ something new
             ),
             (1, 128, 3)
         );
+        assert_eq!((a.queued_bytes, a.queued_claimed), (Some(4096), Some(2)));
         assert_eq!(a.services.len(), 2);
         let s = &a.services[0];
         assert_eq!(

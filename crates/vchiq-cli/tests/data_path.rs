@@ -303,3 +303,99 @@ fn a_client_that_dies_mid_stream_leaves_nothing_behind() {
     .unwrap();
     assert_eq!(dequeue_batch(&again, 91, h2), [echo_body(5)]);
 }
+
+/// The abuser's `queued N B (M claimed)` in `vchiq status`.
+fn queued_of(d: &TestDaemon, client_id: i64) -> (u64, u64) {
+    let (_, status, _) = d.run(&["status"], Duration::from_secs(20));
+    let line = status
+        .lines()
+        .find(|l| l.contains(&format!("client_id {client_id} ")))
+        .unwrap_or_else(|| panic!("no instance of {client_id}: {status}"));
+    let q = line.split("queued ").nth(1).expect("queued field");
+    let bytes = q.split(' ').next().unwrap().parse().unwrap();
+    let claimed = q
+        .split('(')
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (bytes, claimed)
+}
+
+/// A client that sends and never reads its replies: it may not pin the link's slots (the
+/// others keep being served), and past its byte budget its sends fail with ENOBUFS until it
+/// reads.
+#[test]
+fn a_client_that_never_reads_cannot_stall_the_link_or_grow_the_daemon() {
+    let d = TestDaemon::start(&["--max-queued-bytes-per-client", "65536"]);
+    let sock = connect(&d);
+    let h = open_echo(&sock);
+    let me = call(&sock, 5, Op::GetClientId, u64::from(h), &[]).unwrap();
+    let body = {
+        let mut b = MSG_ECHO.to_le_bytes().to_vec();
+        b.resize(4000, 0x5a);
+        b
+    };
+    let mut refused = false;
+    for i in 0..400u32 {
+        let r = call(&sock, 100 + i, Op::QueueMessage, 0, &message(h, &body)).expect("answered");
+        if r == -i64::from(libc::ENOBUFS) {
+            refused = true;
+            break;
+        }
+        assert_eq!(r, 0, "send {i}");
+        if i % 8 == 7 {
+            // Let the echoes arrive, so that the budget sees them.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    assert!(
+        refused,
+        "400 × 4000 bytes never read, yet every send was accepted (queued {:?})",
+        queued_of(&d, me)
+    );
+    let (bytes, claimed) = queued_of(&d, me);
+    assert!(
+        bytes > 65536 && bytes < 65536 + 64 * 4096,
+        "queued {bytes} B"
+    );
+    assert!(claimed <= 8, "{claimed} messages pin link slots");
+    // The link still flows for everyone else.
+    for _ in 0..20 {
+        let (code, out, err) = d.run(&["gencmd", "measure_temp"], Duration::from_secs(20));
+        assert_eq!(
+            code,
+            Some(0),
+            "another client while one never reads: {out}{err}"
+        );
+    }
+    // Once it reads, it may send again.
+    let mut got = 0;
+    loop {
+        let dq = wire::DequeueRequest {
+            handle: h,
+            blocking: 0,
+            bufsize: 4088,
+            null_buf: 0,
+        };
+        let hdr = wire::RequestHeader {
+            flags: wire::REQUEST_BATCH,
+            ..req(9000 + got, Op::DequeueMessage, 0)
+        };
+        send(&sock, hdr, dq.as_bytes(), &[]).unwrap();
+        let (n, _) = response(&sock, 9000 + got).expect("dequeue answered");
+        if n <= 0 {
+            break;
+        }
+        got += n as u32;
+    }
+    assert!(got >= 16, "its echoes were all kept: {got}");
+    assert_eq!(queued_of(&d, me), (0, 0));
+    assert_eq!(
+        call(&sock, 20_000, Op::QueueMessage, 0, &message(h, &body)),
+        Some(0)
+    );
+}

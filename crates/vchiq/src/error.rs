@@ -292,6 +292,7 @@ fn errno_name(errno: i32) -> String {
         libc::EACCES => "EACCES",
         libc::EBADF => "EBADF",
         libc::EMFILE => "EMFILE",
+        libc::ENOBUFS => "ENOBUFS",
         _ => return format!("errno {errno}"),
     };
     name.to_string()
@@ -308,6 +309,11 @@ fn errno_hint(errno: i32) -> &'static str {
         libc::EMFILE => {
             "; a limit of the daemon is reached (services per client, instances per user): \
              close some, or see its log and `vchiq daemon --help` (--max-*)"
+        }
+        libc::ENOBUFS => {
+            "; too many of this client's messages are queued unread in the daemon: await \
+             completions (or dequeue) before sending more (`vchiq daemon \
+             --max-queued-bytes-per-client`)"
         }
         _ => "",
     }

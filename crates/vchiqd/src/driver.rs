@@ -31,7 +31,9 @@ use vchiq_abi::defs::{MAX_COMPLETIONS, MAX_ELEMENTS, MAX_MSG_SIZE, MSG_QUEUE_SIZ
 use vchiq_abi::enums::{BulkMode, Reason, ServiceOption};
 use vchiq_abi::fourcc::FourCc;
 use vchiq_link::region::{OwnedRegion, Region};
-use vchiq_link::{Message, ServiceEvent, ServiceHandle, ServiceHandler, ServiceParams};
+
+use crate::queued::{QueueBudget, QueuedMessage};
+use vchiq_link::{ServiceEvent, ServiceHandle, ServiceHandler, ServiceParams};
 
 use crate::identity::ClientIdentity;
 use crate::link::DriverLink;
@@ -244,7 +246,7 @@ struct Svc {
     link: Option<ServiceHandle>,
     phase: Phase,
     client_id: u32,
-    msgq: VecDeque<Message>,
+    msgq: VecDeque<QueuedMessage>,
     vchi_notify_pending: bool,
     dequeue_waiters: u32,
     close_pending: bool,
@@ -262,7 +264,7 @@ struct Completion {
     handle: u32,
     service_userdata: u64,
     bulk_userdata: u64,
-    message: Option<Message>,
+    message: Option<QueuedMessage>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -305,6 +307,8 @@ pub struct Instance {
     /// Called after every change a parked request may be waiting for (see
     /// [`Instance::set_waker`]).
     waker: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// What its queued messages hold (see [`crate::queued`]).
+    budget: Arc<QueueBudget>,
 }
 
 impl Instance {
@@ -390,6 +394,7 @@ impl Instance {
                     svc.messages_in += 1;
                     svc.bytes_in += m.data().len() as u64;
                     let ud = svc.userdata;
+                    let m = QueuedMessage::new(m, &self.budget);
                     if svc.is_vchi {
                         svc.msgq.push_back(m);
                         if !svc.vchi_notify_pending && svc.dequeue_waiters == 0 {
@@ -458,7 +463,7 @@ fn push(
     handle: u32,
     service_userdata: u64,
     bulk_userdata: u64,
-    message: Option<Message>,
+    message: Option<QueuedMessage>,
 ) {
     st.completions.push_back(Completion {
         reason,
@@ -508,6 +513,8 @@ pub struct Driver {
     next_instance: AtomicU32,
     next_bulk: AtomicU64,
     gpu_hang: Mutex<Option<String>>,
+    /// [`crate::limits::Limits::queued_bytes_per_instance`], read on every QUEUE_MESSAGE.
+    queued_bytes_limit: std::sync::atomic::AtomicUsize,
     /// Counters.
     pub stats: DriverStats,
 }
@@ -516,6 +523,8 @@ impl Driver {
     /// Sets the per-client and per-user limits (they apply to requests from now on).
     pub fn set_limits(&self, limits: crate::limits::Limits) {
         self.lock().limits = limits;
+        self.queued_bytes_limit
+            .store(limits.queued_bytes_per_instance, Ordering::Relaxed);
     }
 
     /// The limits in force.
@@ -533,6 +542,9 @@ impl Driver {
             next_instance: AtomicU32::new(1),
             next_bulk: AtomicU64::new(1),
             gpu_hang: Mutex::new(None),
+            queued_bytes_limit: std::sync::atomic::AtomicUsize::new(
+                crate::limits::Limits::default().queued_bytes_per_instance,
+            ),
             stats: DriverStats::default(),
         })
     }
@@ -624,6 +636,7 @@ impl Driver {
             st: Mutex::new(InstState::default()),
             cv: Condvar::new(),
             waker: std::sync::OnceLock::new(),
+            budget: Arc::default(),
         });
         st.instances.insert(id, inst.clone());
         drop(st);
@@ -971,6 +984,18 @@ impl Driver {
             return err(libc::EINVAL);
         }
         let total: usize = parts.iter().map(|p| p.len()).sum();
+        let queued = inst.budget.bytes();
+        let limit = self.queued_bytes_limit.load(Ordering::Relaxed);
+        if queued > limit {
+            // Replies come only to what a client sends: while it leaves this much
+            // undelivered, it may send no more (see `crate::queued`).
+            tracing::warn!(
+                client_id = inst.client_id(),
+                instance = inst.id,
+                "QUEUE_MESSAGE refused: {queued} bytes are queued for the client and not awaited, over the limit (--max-queued-bytes-per-client {limit})"
+            );
+            return err(libc::ENOBUFS);
+        }
         let link = {
             let g = inst.lock();
             let s = g
@@ -1635,7 +1660,7 @@ impl Driver {
             let g = inst.lock();
             let _ = writeln!(
                 out,
-                "Instance {}: client_id {} ({}), uid {}, gid {}, pid_ns {}, cgroup {}, pinned by {}, {}connected, completions {}/{} delivered {}, services {}",
+                "Instance {}: client_id {} ({}), uid {}, gid {}, pid_ns {}, cgroup {}, pinned by {}, {}connected, completions {}/{} delivered {}, queued {} B ({} claimed), services {}",
                 inst.id,
                 id.client_id,
                 if id.comm.is_empty() { "?" } else { &id.comm },
@@ -1652,6 +1677,8 @@ impl Driver {
                 g.completions.len(),
                 MAX_COMPLETIONS,
                 g.completions_delivered,
+                inst.budget.bytes(),
+                inst.budget.claims(),
                 g.services.len(),
             );
             for (h, s) in &g.services {

@@ -33,6 +33,7 @@ pub mod identity;
 pub mod limits;
 pub mod link;
 pub mod parking;
+mod queued;
 pub mod server;
 pub mod sys;
 pub mod waiters;

@@ -15,6 +15,9 @@ pub struct Limits {
     pub instances_per_uid: usize,
     /// Services one instance may hold at once; CREATE_SERVICE past it fails with `EMFILE`.
     pub services_per_instance: usize,
+    /// Bytes of messages from the VideoCore queued for one instance and not yet awaited or
+    /// dequeued. While it holds more, its QUEUE_MESSAGE fails with `ENOBUFS`.
+    pub queued_bytes_per_instance: usize,
 }
 
 impl Limits {
@@ -27,6 +30,7 @@ impl Default for Limits {
         Limits {
             instances_per_uid: 1024,
             services_per_instance: 256,
+            queued_bytes_per_instance: 16 << 20,
         }
     }
 }
