@@ -240,6 +240,12 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     let out = a.out.canonicalize()?;
     let run_dir = std::env::temp_dir().join(format!("vchiq-demo-{}", std::process::id()));
     std::fs::create_dir_all(&run_dir)?;
+    // Stopped by SIGINT/SIGTERM, the demo leaves no socket directory behind (the normal
+    // exit removes it below).
+    let doomed = run_dir.clone();
+    crate::signals::on_termination(move || {
+        let _ = std::fs::remove_dir_all(&doomed);
+    });
     let socket = run_dir.join("vchiq.sock");
 
     println!(

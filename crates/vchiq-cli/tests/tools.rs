@@ -656,3 +656,53 @@ fn completions_are_written_for_bash_zsh_and_fish() {
         "an unknown shell is a usage error"
     );
 }
+
+#[test]
+fn sigterm_stops_the_demo_with_its_clients_and_leaves_no_socket_directory() {
+    if !namespaces_or_skip("sigterm_stops_the_demo_with_its_clients_and_leaves_no_socket_directory")
+    {
+        return;
+    }
+    let out = scratch_dir("demo-sigterm");
+    let mut cmd = Command::new(exe());
+    cmd.args(["demo", "--frames", "1000000", "--out"]).arg(&out);
+    let mut c = Client::spawn(cmd);
+    let lines = c.read_until(Duration::from_secs(60), |l| l.starts_with("isolation: "));
+    assert!(
+        lines.iter().any(|l| l.starts_with("vchiqd: listening on ")),
+        "{lines:?}"
+    );
+    let run_dir = std::env::temp_dir().join(format!("vchiq-demo-{}", c.child.id()));
+    assert!(run_dir.is_dir(), "{} while it runs", run_dir.display());
+    // Let the clients start (their processes are the demo's children).
+    let t0 = Instant::now();
+    while children_of(c.child.id()).len() < 2 && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let clients = children_of(c.child.id());
+    assert!(clients.len() >= 2, "the two clients run: {clients:?}");
+    unsafe_free_kill(c.child.id(), libc::SIGTERM);
+    let (code, _) = c.wait_for(STOP_LIMIT).expect("the demo stops on SIGTERM");
+    assert_eq!(code, Some(128 + libc::SIGTERM));
+    assert!(
+        !run_dir.exists(),
+        "{} is left after SIGTERM",
+        run_dir.display()
+    );
+    // Its clients got the signal too.
+    let t0 = Instant::now();
+    while clients
+        .iter()
+        .any(|p| Path::new(&format!("/proc/{p}")).exists())
+        && t0.elapsed() < STOP_LIMIT
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for p in clients {
+        assert!(
+            !Path::new(&format!("/proc/{p}")).exists(),
+            "client {p} outlived the demo"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
