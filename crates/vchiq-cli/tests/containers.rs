@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::hello::{frames, khan_posts, value};
 use common::*;
 
 /// Frames each container renders.
@@ -319,23 +320,6 @@ fn frame_span(lines: &[Line]) -> Option<(Instant, Instant)> {
         .map(|(t, _)| *t);
     let first = t.next()?;
     Some((first, t.next_back().unwrap_or(first)))
-}
-
-fn value<'a>(lines: &'a [String], key: &str) -> Option<&'a str> {
-    lines
-        .iter()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
-}
-
-fn frames(lines: &[String]) -> usize {
-    lines.iter().filter(|l| l.starts_with("frame ")).count()
-}
-
-fn khan_posts(lines: &[String]) -> Option<usize> {
-    lines
-        .iter()
-        .find(|l| l.starts_with("frames: "))
-        .and_then(|l| l.rsplit("khan posts: ").next()?.trim().parse().ok())
 }
 
 /// The assertions every well-behaved container client must pass.

@@ -7,6 +7,7 @@ use std::io::BufRead;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::hello::{frames, khan_posts, value};
 use common::*;
 
 /// Starts hello-triangle (in a PID namespace when `ns`), with one line per frame.
@@ -44,23 +45,6 @@ fn collect(child: &mut Child, idle: Duration) -> (Vec<String>, bool) {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return (lines, false),
         }
     }
-}
-
-fn frames(lines: &[String]) -> usize {
-    lines.iter().filter(|l| l.starts_with("frame ")).count()
-}
-
-fn value<'a>(lines: &'a [String], key: &str) -> Option<&'a str> {
-    lines
-        .iter()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
-}
-
-fn khan_posts(lines: &[String]) -> Option<u64> {
-    lines
-        .iter()
-        .find(|l| l.starts_with("frames: "))
-        .and_then(|l| l.rsplit("khan posts: ").next()?.trim().parse().ok())
 }
 
 #[test]
@@ -126,7 +110,7 @@ fn a_forged_pid_never_reaches_another_client() {
     let d = TestDaemon::start(&["--display-size", "640x480"]);
     // A, the victim, runs long enough to be alive during the attack: B needs a few
     // frames (well under a second); A's 1,500 take several seconds even on a fast stack.
-    const VICTIM_FRAMES: u64 = 1500;
+    const VICTIM_FRAMES: usize = 1500;
     let frames_arg = VICTIM_FRAMES.to_string();
     let mut a = hello(&d, false, &["--frames", &frames_arg]);
     let out = a.stdout.take().unwrap();

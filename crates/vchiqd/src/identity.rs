@@ -62,7 +62,8 @@ pub enum IdentityError {
     /// The kernel reported PID 0: the client lives outside the daemon's PID namespace.
     #[error(
         "the client's PID is not visible from the daemon's PID namespace (SO_PEERCRED gave 0); \
-         run vchiqd in the initial PID namespace or one that contains its clients"
+         run vchiqd in the initial PID namespace or one that contains its clients \
+         (a daemon container: --pid host)"
     )]
     InvisiblePeer,
     /// The peer exited (or its PID was recycled) before it could be pinned.

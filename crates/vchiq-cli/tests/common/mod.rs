@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cprog;
+pub mod hello;
 pub mod raw;
 
 use std::io::{BufRead, BufReader};
