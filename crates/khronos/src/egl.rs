@@ -311,11 +311,11 @@ impl Default for EglState {
 }
 
 impl EglState {
-    /// The current context's GL state if it is an OpenGL ES 1.1 context.
-    pub(crate) fn current_gl11(&mut self) -> Option<&mut GlState> {
+    /// The current context's GL state and API (1: OpenGL ES 1.1, 2: OpenGL ES 2.0).
+    pub(crate) fn current_gl(&mut self) -> Option<(u32, &mut GlState)> {
         let cur = self.current?;
         let ctx = self.contexts.get_mut(&cur.ctx)?;
-        (ctx.gltype == 1).then_some(&mut ctx.gl)
+        Some((ctx.gltype, &mut ctx.gl))
     }
 }
 

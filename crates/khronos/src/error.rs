@@ -73,6 +73,15 @@ pub enum Error {
         /// Its encoded size.
         bytes: usize,
     },
+    /// A scene's `glGetError` check after a call found an error (the demos stop there, as
+    /// the Pi's demos assert).
+    #[error("{call} set GL error 0x{code:04x}; the VideoCore refused the call")]
+    Gl {
+        /// The call (or group of calls) checked.
+        call: &'static str,
+        /// The GL error enum.
+        code: u32,
+    },
     /// The display was used before `initialize` or after `terminate` (`EGL_NOT_INITIALIZED`).
     #[error("the EGL display is not initialized; call Display::initialize first")]
     NotInitialized,

@@ -143,32 +143,60 @@ impl From<Vec<u8>> for ClientArray {
 }
 
 #[derive(Clone, Debug, Default)]
-struct Attrib {
-    enabled: bool,
-    size: u32,
-    ty: u32,
-    stride: u32,
-    array: Option<ClientArray>,
+pub(crate) struct Attrib {
+    pub(crate) enabled: bool,
+    pub(crate) size: u32,
+    pub(crate) ty: u32,
+    pub(crate) stride: u32,
+    /// Client memory (uploaded through the vertex cache at draw time), or `None`.
+    pub(crate) array: Option<ClientArray>,
+    /// The buffer object the attribute is sourced from (0: client memory): the server reads
+    /// it there, nothing is uploaded.
+    pub(crate) buffer: u32,
 }
 
-/// Per-context GL client state: the attribute arrays, the error flag and the vertex-cache
-/// mirror.
+/// Per-context GL client state: the attribute arrays, the error flag, the bound array
+/// buffer and the vertex-cache mirror.
 #[derive(Default)]
 pub(crate) struct GlState {
-    attribs: [Attrib; ATTRIB_SLOTS],
-    error: u32,
+    pub(crate) attribs: [Attrib; ATTRIB_SLOTS],
+    pub(crate) error: u32,
+    /// `GL_ARRAY_BUFFER_BINDING`: what a new attribute pointer is an offset into.
+    pub(crate) array_buffer: u32,
     cache: VertexCache,
 }
 
 impl GlState {
-    fn set_error(&mut self, e: u32) {
+    pub(crate) fn set_error(&mut self, e: u32) {
         if self.error == NO_ERROR {
             self.error = e;
         }
     }
 }
 
-fn type_size(ty: u32) -> Option<u32> {
+/// The contexts a call applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Api {
+    /// Both OpenGL ES 1.1 and 2.0 (`glClear`, textures, buffers, draws, ...).
+    Any,
+    /// OpenGL ES 1.1 only (matrices, the fixed-function arrays, ...).
+    Gles11,
+    /// OpenGL ES 2.0 only (shaders, programs, uniforms, generic attributes, ...).
+    Gles20,
+}
+
+impl Api {
+    /// Whether a context of `gltype` (1 or 2, as in make-current records) takes the call.
+    fn admits(self, gltype: u32) -> bool {
+        match self {
+            Api::Any => gltype == 1 || gltype == 2,
+            Api::Gles11 => gltype == 1,
+            Api::Gles20 => gltype == 2,
+        }
+    }
+}
+
+pub(crate) fn type_size(ty: u32) -> Option<u32> {
     match ty {
         BYTE | UNSIGNED_BYTE => Some(1),
         SHORT | UNSIGNED_SHORT => Some(2),
@@ -220,18 +248,38 @@ impl Gl {
         }
     }
 
-    /// Run `f` on the current GLES 1.1 context; do nothing without one.
-    fn with<R: Default>(&self, f: impl FnOnce(&mut Rpc, &mut GlState) -> Result<R>) -> Result<R> {
+    /// Run `f` on the current context if it is of an API that `api` admits; do nothing
+    /// otherwise (the real client ignores a GL call without a current context, and an
+    /// OpenGL ES 1.1-only call on a 2.0 context or the reverse).
+    pub(crate) fn with_api<R: Default>(
+        &self,
+        api: Api,
+        f: impl FnOnce(&mut Rpc, &mut GlState) -> Result<R>,
+    ) -> Result<R> {
         let mut st = self.client.lock();
         let st = &mut *st;
-        match st.egl.current_gl11() {
-            Some(gl) => f(&mut st.rpc, gl),
-            None => Ok(R::default()),
+        match st.egl.current_gl() {
+            Some((gltype, gl)) if api.admits(gltype) => f(&mut st.rpc, gl),
+            _ => Ok(R::default()),
         }
+    }
+
+    /// A call of both APIs.
+    fn with<R: Default>(&self, f: impl FnOnce(&mut Rpc, &mut GlState) -> Result<R>) -> Result<R> {
+        self.with_api(Api::Any, f)
+    }
+
+    /// An OpenGL ES 1.1-only call.
+    fn with11<R: Default>(&self, f: impl FnOnce(&mut Rpc, &mut GlState) -> Result<R>) -> Result<R> {
+        self.with_api(Api::Gles11, f)
     }
 
     fn plain(&self, id: u32, args: &[u32]) -> Result<()> {
         self.with(|rpc, _| rpc.call(id, args))
+    }
+
+    fn plain11(&self, id: u32, args: &[u32]) -> Result<()> {
+        self.with11(|rpc, _| rpc.call(id, args))
     }
 
     /// `glClearColor`.
@@ -287,67 +335,73 @@ impl Gl {
 
     /// `glMatrixMode`.
     pub fn matrix_mode(&self, mode: u32) -> Result<()> {
-        self.plain(ids::GLMATRIXMODE_11, &[mode])
+        self.plain11(ids::GLMATRIXMODE_11, &[mode])
     }
 
     /// `glLoadIdentity`.
     pub fn load_identity(&self) -> Result<()> {
-        self.plain(ids::GLLOADIDENTITY_11, &[])
+        self.plain11(ids::GLLOADIDENTITY_11, &[])
     }
 
     /// `glLoadMatrixf` (column-major); the 64 bytes travel inline.
     pub fn load_matrixf(&self, m: &[f32; 16]) -> Result<()> {
-        self.with(|rpc, _| rpc.call_in_ctrl(ids::GLLOADMATRIXF_11, &[], &matrix_bytes(m)))
+        self.with11(|rpc, _| rpc.call_in_ctrl(ids::GLLOADMATRIXF_11, &[], &matrix_bytes(m)))
     }
 
     /// `glMultMatrixf` (column-major); the 64 bytes travel inline.
     pub fn mult_matrixf(&self, m: &[f32; 16]) -> Result<()> {
-        self.with(|rpc, _| rpc.call_in_ctrl(ids::GLMULTMATRIXF_11, &[], &matrix_bytes(m)))
+        self.with11(|rpc, _| rpc.call_in_ctrl(ids::GLMULTMATRIXF_11, &[], &matrix_bytes(m)))
     }
 
     /// `glPushMatrix`.
     pub fn push_matrix(&self) -> Result<()> {
-        self.plain(ids::GLPUSHMATRIX_11, &[])
+        self.plain11(ids::GLPUSHMATRIX_11, &[])
     }
 
     /// `glPopMatrix`.
     pub fn pop_matrix(&self) -> Result<()> {
-        self.plain(ids::GLPOPMATRIX_11, &[])
+        self.plain11(ids::GLPOPMATRIX_11, &[])
     }
 
     /// `glFrustumf`.
     pub fn frustumf(&self, l: f32, r: f32, b: f32, t: f32, n: f32, fa: f32) -> Result<()> {
-        self.plain(ids::GLFRUSTUMF_11, &[f(l), f(r), f(b), f(t), f(n), f(fa)])
+        self.plain11(ids::GLFRUSTUMF_11, &[f(l), f(r), f(b), f(t), f(n), f(fa)])
     }
 
     /// `glOrthof`.
     pub fn orthof(&self, l: f32, r: f32, b: f32, t: f32, n: f32, fa: f32) -> Result<()> {
-        self.plain(ids::GLORTHOF_11, &[f(l), f(r), f(b), f(t), f(n), f(fa)])
+        self.plain11(ids::GLORTHOF_11, &[f(l), f(r), f(b), f(t), f(n), f(fa)])
     }
 
     /// `glTranslatef`.
     pub fn translatef(&self, x: f32, y: f32, z: f32) -> Result<()> {
-        self.plain(ids::GLTRANSLATEF_11, &[f(x), f(y), f(z)])
+        self.plain11(ids::GLTRANSLATEF_11, &[f(x), f(y), f(z)])
     }
 
     /// `glRotatef` (degrees).
     pub fn rotatef(&self, angle: f32, x: f32, y: f32, z: f32) -> Result<()> {
-        self.plain(ids::GLROTATEF_11, &[f(angle), f(x), f(y), f(z)])
+        self.plain11(ids::GLROTATEF_11, &[f(angle), f(x), f(y), f(z)])
     }
 
     /// `glScalef`.
     pub fn scalef(&self, x: f32, y: f32, z: f32) -> Result<()> {
-        self.plain(ids::GLSCALEF_11, &[f(x), f(y), f(z)])
+        self.plain11(ids::GLSCALEF_11, &[f(x), f(y), f(z)])
     }
 
     /// `glColor4f`: the current colour, clamped to 0..1, sent as `GLINTCOLOR_11`.
     pub fn color4f(&self, r: f32, g: f32, b: f32, a: f32) -> Result<()> {
         let c = |v: f32| f(v.clamp(0.0, 1.0));
-        self.plain(ids::GLINTCOLOR_11, &[c(r), c(g), c(b), c(a)])
+        self.plain11(ids::GLINTCOLOR_11, &[c(r), c(g), c(b), c(a)])
     }
 
     /// `glGenTextures` (OUT_BULK): the names the VideoCore chose.
     pub fn gen_textures(&self, n: i32) -> Result<Vec<u32>> {
+        self.gen_names(ids::GLGENTEXTURES, n)
+    }
+
+    /// `glGenBuffers`, `glGenTextures`, `glGenFramebuffers`, `glGenRenderbuffers`
+    /// (OUT_BULK `[n]` → `[4n]` + the names).
+    pub(crate) fn gen_names(&self, id: u32, n: i32) -> Result<Vec<u32>> {
         self.with(|rpc, gl| {
             let Ok(n) = usize::try_from(n) else {
                 gl.set_error(INVALID_VALUE);
@@ -356,11 +410,11 @@ impl Gl {
             let mut names = Vec::with_capacity(n);
             while names.len() < n {
                 let batch = (n - names.len()).min(WORKSPACE / 4);
-                let data = rpc.call_out_bulk(ids::GLGENTEXTURES, &[batch as u32])?;
+                let data = rpc.call_out_bulk(id, &[batch as u32])?;
                 if data.len() != 4 * batch {
                     return Err(Error::Reply {
-                        command: ids::GLGENTEXTURES,
-                        expected: "4 bytes per texture name",
+                        command: id,
+                        expected: "4 bytes per name",
                         got: data.len(),
                     });
                 }
@@ -375,10 +429,15 @@ impl Gl {
 
     /// `glDeleteTextures` (IN_BULK): `[n, len]` then the names as a payload.
     pub fn delete_textures(&self, textures: &[u32]) -> Result<()> {
+        self.delete_names(ids::GLDELETETEXTURES, textures)
+    }
+
+    /// `glDelete{Textures,Buffers,Framebuffers,Renderbuffers}` (IN_BULK).
+    pub(crate) fn delete_names(&self, id: u32, names: &[u32]) -> Result<()> {
         self.with(|rpc, _| {
-            for batch in textures.chunks(WORKSPACE / 4) {
+            for batch in names.chunks(WORKSPACE / 4) {
                 let bytes: Vec<u8> = batch.iter().flat_map(|t| t.to_le_bytes()).collect();
-                rpc.call_in_bulk(ids::GLDELETETEXTURES, &[batch.len() as u32], Some(&bytes))?;
+                rpc.call_in_bulk(id, &[batch.len() as u32], Some(&bytes))?;
             }
             Ok(())
         })
@@ -484,7 +543,7 @@ impl Gl {
     }
 
     fn client_state(&self, array: u32, enabled: bool) -> Result<()> {
-        self.with(|rpc, gl| {
+        self.with11(|rpc, gl| {
             let Some(slot) = slot_of(array) else {
                 gl.set_error(INVALID_ENUM);
                 return Ok(());
@@ -516,7 +575,7 @@ impl Gl {
         array: ClientArray,
         ok: impl Fn(u32, u32) -> bool,
     ) -> Result<()> {
-        self.with(|rpc, gl| {
+        self.with11(|rpc, gl| {
             let (Ok(size), Ok(stride)) = (u32::try_from(size), u32::try_from(stride)) else {
                 gl.set_error(INVALID_VALUE);
                 return Ok(());
@@ -535,6 +594,7 @@ impl Gl {
             a.ty = ty;
             a.stride = stride;
             a.array = Some(array);
+            a.buffer = 0;
             let normalized = u32::from(slot == 1 && ty == UNSIGNED_BYTE);
             rpc.call(
                 ids::GLINTATTRIBPOINTER,
@@ -805,7 +865,7 @@ fn upload_attribs(
     let mut words = vec![0u32];
     let mut any = false;
     for a in &attribs {
-        let (Some(array), true) = (&a.array, a.enabled) else {
+        let (Some(array), true, 0) = (&a.array, a.enabled, a.buffer) else {
             words.extend([0xffff_ffff, 0]);
             continue;
         };

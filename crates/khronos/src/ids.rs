@@ -84,6 +84,92 @@ pub const GLINTATTRIBPOINTER: u32 = 0x7117;
 /// P api, index, enabled.
 pub const GLINTATTRIBENABLE: u32 = 0x7119;
 
+// --- GL common, buffers and framebuffers ---
+/// P texture unit (GL_TEXTURE0 + i).
+pub const GLACTIVETEXTURE: u32 = 0x7001;
+/// P target, buffer.
+pub const GLBINDBUFFER: u32 = 0x7002;
+/// IB target, size, usage, len (`0xffffffff`: no data; the data follows as `GLBUFFERSUBDATA`).
+pub const GLBUFFERDATA: u32 = 0x7004;
+/// IB target, offset, size, len.
+pub const GLBUFFERSUBDATA: u32 = 0x7005;
+/// P depth (float).
+pub const GLCLEARDEPTHF: u32 = 0x7008;
+/// P r, g, b, a.
+pub const GLCOLORMASK: u32 = 0x700b;
+/// IB n, len.
+pub const GLDELETEBUFFERS: u32 = 0x7011;
+/// P func.
+pub const GLDEPTHFUNC: u32 = 0x7013;
+/// P flag.
+pub const GLDEPTHMASK: u32 = 0x7014;
+/// OB n.
+pub const GLGENBUFFERS: u32 = 0x701e;
+/// P src_rgb, dst_rgb, src_alpha, dst_alpha.
+pub const GLBLENDFUNCSEPARATE: u32 = 0x708d;
+/// P target, renderbuffer.
+pub const GLBINDRENDERBUFFER: u32 = 0x7102;
+/// IB n, len.
+pub const GLDELETERENDERBUFFERS: u32 = 0x7103;
+/// OB n.
+pub const GLGENRENDERBUFFERS: u32 = 0x7104;
+/// P target, internalformat, width, height.
+pub const GLRENDERBUFFERSTORAGE: u32 = 0x7105;
+/// P target, framebuffer.
+pub const GLBINDFRAMEBUFFER: u32 = 0x7108;
+/// IB n, len.
+pub const GLDELETEFRAMEBUFFERS: u32 = 0x7109;
+/// OB n.
+pub const GLGENFRAMEBUFFERS: u32 = 0x710a;
+/// R target → status.
+pub const GLCHECKFRAMEBUFFERSTATUS: u32 = 0x710b;
+/// P target, attachment, textarget, texture, level.
+pub const GLFRAMEBUFFERTEXTURE2D: u32 = 0x710c;
+/// P target, attachment, renderbuffertarget, renderbuffer.
+pub const GLFRAMEBUFFERRENDERBUFFER: u32 = 0x710d;
+// --- GL ES 2.0 (0x2000) ---
+/// P program, shader.
+pub const GLATTACHSHADER_20: u32 = 0x2001;
+/// P shader.
+pub const GLCOMPILESHADER_20: u32 = 0x200a;
+/// R → program name.
+pub const GLCREATEPROGRAM_20: u32 = 0x200b;
+/// R type → shader name.
+pub const GLCREATESHADER_20: u32 = 0x200c;
+/// P program.
+pub const GLDELETEPROGRAM_20: u32 = 0x200e;
+/// P shader.
+pub const GLDELETESHADER_20: u32 = 0x2010;
+/// P program, shader.
+pub const GLDETACHSHADER_20: u32 = 0x2011;
+/// IBR program, len + the name with its NUL → location (−1: none).
+pub const GLGETATTRIBLOCATION_20: u32 = 0x2017;
+/// IBR program, len + the name with its NUL → location (−1: none).
+pub const GLGETUNIFORMLOCATION_20: u32 = 0x2026;
+/// P program.
+pub const GLLINKPROGRAM_20: u32 = 0x202c;
+/// shader, count, total, has_lengths, then payloads (see `Gl::shader_source`).
+pub const GLSHADERSOURCE_20: u32 = 0x2030;
+/// P location, x.
+pub const GLUNIFORM1F_20: u32 = 0x2035;
+/// P location, x, y.
+pub const GLUNIFORM2F_20: u32 = 0x2036;
+/// P location, x, y, z.
+pub const GLUNIFORM3F_20: u32 = 0x2037;
+/// P location, x, y, z, w.
+pub const GLUNIFORM4F_20: u32 = 0x2038;
+/// P location, x.
+pub const GLUNIFORM1I_20: u32 = 0x203a;
+/// P location, x, y.
+pub const GLUNIFORM2I_20: u32 = 0x203b;
+/// P location, x, y, z.
+pub const GLUNIFORM3I_20: u32 = 0x203c;
+/// P location, x, y, z, w.
+pub const GLUNIFORM4I_20: u32 = 0x203d;
+/// P program.
+pub const GLUSEPROGRAM_20: u32 = 0x204a;
+/// P program.
+pub const GLVALIDATEPROGRAM_20: u32 = 0x204b;
 // --- GL ES 1.1 (0x1000) ---
 /// P l, r, b, t, n, f.
 pub const GLFRUSTUMF_11: u32 = 0x100f;
@@ -120,6 +206,8 @@ pub const ASYNC_COMMAND_DESTROY: u32 = 2;
 
 /// `GLINTATTRIBPOINTER`/`GLINTATTRIBENABLE` api word for OpenGL ES 1.1.
 pub const ATTRIB_API_GL11: u32 = 1;
+/// `GLINTATTRIBPOINTER`/`GLINTATTRIBENABLE` api word for OpenGL ES 2.0.
+pub const ATTRIB_API_GL20: u32 = 2;
 
 /// A readable name for a command id (for logs and test decoders).
 pub fn name(id: u32) -> &'static str {
@@ -171,6 +259,48 @@ pub fn name(id: u32) -> &'static str {
         GLSCALEF_11 => "GLSCALEF_11",
         GLTRANSLATEF_11 => "GLTRANSLATEF_11",
         GLINTCOLOR_11 => "GLINTCOLOR_11",
+        GLACTIVETEXTURE => "GLACTIVETEXTURE",
+        GLBINDBUFFER => "GLBINDBUFFER",
+        GLBUFFERDATA => "GLBUFFERDATA",
+        GLBUFFERSUBDATA => "GLBUFFERSUBDATA",
+        GLCLEARDEPTHF => "GLCLEARDEPTHF",
+        GLCOLORMASK => "GLCOLORMASK",
+        GLDELETEBUFFERS => "GLDELETEBUFFERS",
+        GLDEPTHFUNC => "GLDEPTHFUNC",
+        GLDEPTHMASK => "GLDEPTHMASK",
+        GLGENBUFFERS => "GLGENBUFFERS",
+        GLBLENDFUNCSEPARATE => "GLBLENDFUNCSEPARATE",
+        GLBINDRENDERBUFFER => "GLBINDRENDERBUFFER",
+        GLDELETERENDERBUFFERS => "GLDELETERENDERBUFFERS",
+        GLGENRENDERBUFFERS => "GLGENRENDERBUFFERS",
+        GLRENDERBUFFERSTORAGE => "GLRENDERBUFFERSTORAGE",
+        GLBINDFRAMEBUFFER => "GLBINDFRAMEBUFFER",
+        GLDELETEFRAMEBUFFERS => "GLDELETEFRAMEBUFFERS",
+        GLGENFRAMEBUFFERS => "GLGENFRAMEBUFFERS",
+        GLCHECKFRAMEBUFFERSTATUS => "GLCHECKFRAMEBUFFERSTATUS",
+        GLFRAMEBUFFERTEXTURE2D => "GLFRAMEBUFFERTEXTURE2D",
+        GLFRAMEBUFFERRENDERBUFFER => "GLFRAMEBUFFERRENDERBUFFER",
+        GLATTACHSHADER_20 => "GLATTACHSHADER_20",
+        GLCOMPILESHADER_20 => "GLCOMPILESHADER_20",
+        GLCREATEPROGRAM_20 => "GLCREATEPROGRAM_20",
+        GLCREATESHADER_20 => "GLCREATESHADER_20",
+        GLDELETEPROGRAM_20 => "GLDELETEPROGRAM_20",
+        GLDELETESHADER_20 => "GLDELETESHADER_20",
+        GLDETACHSHADER_20 => "GLDETACHSHADER_20",
+        GLGETATTRIBLOCATION_20 => "GLGETATTRIBLOCATION_20",
+        GLGETUNIFORMLOCATION_20 => "GLGETUNIFORMLOCATION_20",
+        GLLINKPROGRAM_20 => "GLLINKPROGRAM_20",
+        GLSHADERSOURCE_20 => "GLSHADERSOURCE_20",
+        GLUNIFORM1F_20 => "GLUNIFORM1F_20",
+        GLUNIFORM2F_20 => "GLUNIFORM2F_20",
+        GLUNIFORM3F_20 => "GLUNIFORM3F_20",
+        GLUNIFORM4F_20 => "GLUNIFORM4F_20",
+        GLUNIFORM1I_20 => "GLUNIFORM1I_20",
+        GLUNIFORM2I_20 => "GLUNIFORM2I_20",
+        GLUNIFORM3I_20 => "GLUNIFORM3I_20",
+        GLUNIFORM4I_20 => "GLUNIFORM4I_20",
+        GLUSEPROGRAM_20 => "GLUSEPROGRAM_20",
+        GLVALIDATEPROGRAM_20 => "GLVALIDATEPROGRAM_20",
         _ => "UNKNOWN",
     }
 }

@@ -57,13 +57,17 @@
 //!   client would use 48. Overlapping client arrays are uploaded as separate entries (the real
 //!   client merges them); both are valid for the server.
 //! * Inline padding bytes are zero (the real client sends stale buffer contents).
-//! * No OpenVG, no pbuffers/pixmaps, no VBOs, no EGL sync objects.
+//! * No OpenVG, no pbuffers/pixmaps, no EGL sync objects. OpenGL ES 2.0 ([`gles2`]) has
+//!   shaders, programs, uniforms, generic attributes, buffer and framebuffer objects; its
+//!   queries (`glGetShaderiv`, info logs, `glGetActive*`) are not offered yet.
 
 mod cache;
 pub mod egl;
 mod error;
 pub mod gles;
+pub mod gles2;
 pub mod hello_triangle;
+pub mod hello_triangle2;
 pub mod ids;
 mod rpc;
 mod sem;

@@ -223,6 +223,22 @@ impl Rpc {
         Ok(())
     }
 
+    /// A plain call followed, right after a flush, by payloads of its own (each a message
+    /// of ≤ 2032 bytes or a bulk transmit): the framing of `glShaderSource`.
+    pub(crate) fn call_then_payloads(
+        &mut self,
+        id: u32,
+        args: &[u32],
+        payloads: &[&[u8]],
+    ) -> Result<()> {
+        self.call(id, args)?;
+        self.flush()?;
+        for p in payloads.iter().filter(|p| !p.is_empty()) {
+            self.send_payload(p)?;
+        }
+        Ok(())
+    }
+
     /// IN_BULK_RES call: as [`call_in_bulk`](Rpc::call_in_bulk), then the 4-byte result.
     pub(crate) fn call_in_bulk_res(
         &mut self,

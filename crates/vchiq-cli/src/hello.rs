@@ -16,6 +16,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use khronos::egl::NativeWindow;
 use khronos::hello_triangle::Cube;
+use khronos::hello_triangle2::{Fractals, OFFSET};
 use khronos::{PidSource, egl, gles::Gl};
 use vchiq::{Instance, Service};
 use vchiq_abi::fourcc::FourCc;
@@ -113,7 +114,58 @@ fn bcm_host_init(inst: &Instance) -> Result<(Dispmanx, Vec<Service>)> {
     Ok((Dispmanx { svc: disp }, vec![updh, tvsv, tvnt, cecs, cecn]))
 }
 
-pub fn run(a: HelloArgs) -> Result<ExitCode> {
+/// Which of the Pi's two demos a client runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scene {
+    /// hello_triangle: the textured cube, OpenGL ES 1.1.
+    Cube,
+    /// hello_triangle2: the Mandelbrot and Julia fractals drawn by fragment shaders,
+    /// OpenGL ES 2.0.
+    Fractals,
+}
+
+impl Scene {
+    fn gles_version(self) -> u32 {
+        match self {
+            Scene::Cube => 1,
+            Scene::Fractals => 2,
+        }
+    }
+}
+
+/// A scene set up on a context.
+enum LiveScene {
+    Cube(Box<Cube>),
+    Fractals(Box<Fractals>),
+}
+
+impl LiveScene {
+    fn setup(scene: Scene, gl: &Gl, width: u32, height: u32) -> Result<LiveScene> {
+        Ok(match scene {
+            Scene::Cube => {
+                let mut cube = Cube::new(width, height);
+                cube.setup(gl)?;
+                LiveScene::Cube(Box::new(cube))
+            }
+            Scene::Fractals => {
+                let mut f = Fractals::new(width, height);
+                f.setup(gl)?;
+                LiveScene::Fractals(Box::new(f))
+            }
+        })
+    }
+
+    fn frame(&self, gl: &Gl, k: u32) -> Result<()> {
+        match self {
+            LiveScene::Cube(c) => c.frame(gl, k)?,
+            // The demo's Julia constant follows the pointer; without one it stays put.
+            LiveScene::Fractals(f) => f.frame(gl, OFFSET)?,
+        }
+        Ok(())
+    }
+}
+
+pub fn run(a: HelloArgs, scene: Scene) -> Result<ExitCode> {
     let pid_source = match (a.forge_pid, a.legacy_pid) {
         (Some(pid), _) => PidSource::Forged(pid),
         (None, true) => PidSource::LegacyGetpid,
@@ -127,6 +179,7 @@ pub fn run(a: HelloArgs) -> Result<ExitCode> {
         png: a.png.clone().map(|dir| (dir, a.png_every)),
         progress: a.progress,
         verbose: true,
+        scene,
     };
     let t = run_client(&opts)?;
     summarize(&t.times, t.total, t.khan_posts);
@@ -149,6 +202,8 @@ pub struct ClientOptions {
     pub progress: bool,
     /// Print the client's identity and window (as `vchiq hello-triangle` does).
     pub verbose: bool,
+    /// The demo to run.
+    pub scene: Scene,
 }
 
 /// What [`run_client`] measured.
@@ -200,7 +255,7 @@ pub fn run_client(o: &ClientOptions) -> Result<ClientTimings> {
     let config = *configs
         .first()
         .context("no EGL config matches RGBA8888 window")?;
-    let context = display.create_context(&config, 1)?;
+    let context = display.create_context(&config, o.scene.gles_version())?;
 
     // graphics_get_display_size(0): open, get info, close.
     let d = disp.word(8, &[0])?;
@@ -250,8 +305,7 @@ pub fn run_client(o: &ClientOptions) -> Result<ClientTimings> {
     }
 
     let gl = Gl::new(&client);
-    let mut cube = Cube::new(w, dh);
-    cube.setup(&gl)?;
+    let scene = LiveScene::setup(o.scene, &gl, w, dh)?;
     if let Some((dir, _)) = &o.png {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -260,7 +314,7 @@ pub fn run_client(o: &ClientOptions) -> Result<ClientTimings> {
     let mut k = 1u32;
     loop {
         let t0 = Instant::now();
-        cube.frame(&gl, k)?;
+        scene.frame(&gl, k)?;
         display.swap_buffers(&surface)?;
         let dt = t0.elapsed();
         times.push(dt);
@@ -490,6 +544,7 @@ fn whole_stack(frames: u32) -> Result<f64> {
         png: None,
         progress: false,
         verbose: false,
+        scene: Scene::Cube,
     };
     let t = run_client(&opts)?;
     if t.size != (BENCH_WIDTH, BENCH_HEIGHT) {

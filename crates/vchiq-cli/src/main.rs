@@ -78,6 +78,10 @@ enum Command {
     Snapshot(tools::SnapshotArgs),
     /// The spinning textured cube of the Raspberry Pi's hello_triangle, through the whole stack.
     HelloTriangle(hello::HelloArgs),
+    /// The Raspberry Pi's hello_triangle2 (OpenGL ES 2.0): a Mandelbrot set drawn by a
+    /// fragment shader into a texture through a framebuffer object, then a Julia set over it.
+    #[command(name = "hello-triangle2")]
+    HelloTriangle2(hello::HelloArgs),
     /// The main job: two hello_triangles in two PID namespaces, with container-safe identity.
     Demo(demo::DemoArgs),
     /// Benchmarks, each beside a baseline measured in the same run.
@@ -190,6 +194,7 @@ impl Command {
             | Command::Log(_)
             | Command::Snapshot(_)
             | Command::HelloTriangle(_)
+            | Command::HelloTriangle2(_)
             | Command::Demo(_)
             | Command::ProbeIdentity(_)
             | Command::ProbeBulk(_) => Termination::Watcher,
@@ -236,7 +241,8 @@ fn main() -> ExitCode {
         Command::Gencmd(a) => tools::gencmd(a),
         Command::Log(a) => tools::log(a),
         Command::Snapshot(a) => tools::snapshot(a),
-        Command::HelloTriangle(a) => hello::run(a),
+        Command::HelloTriangle(a) => hello::run(a, hello::Scene::Cube),
+        Command::HelloTriangle2(a) => hello::run(a, hello::Scene::Fractals),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Exec(a) => exec::run(a),

@@ -12,8 +12,13 @@ use common::*;
 
 /// Starts hello-triangle (in a PID namespace when `ns`), with one line per frame.
 fn hello(d: &TestDaemon, ns: bool, extra: &[&str]) -> Child {
+    demo(d, ns, "hello-triangle", extra)
+}
+
+/// Starts `command` (hello-triangle or hello-triangle2) as [`hello`] does.
+fn demo(d: &TestDaemon, ns: bool, command: &str, extra: &[&str]) -> Child {
     let mut args: Vec<String> = if ns { nsexec_prefix() } else { Vec::new() };
-    args.extend(["hello-triangle", "--progress"].map(String::from));
+    args.extend([command, "--progress"].map(String::from));
     if !extra.contains(&"--region") {
         args.extend(["--region", "left"].map(String::from));
     }
@@ -47,14 +52,18 @@ fn collect(child: &mut Child, idle: Duration) -> (Vec<String>, bool) {
     }
 }
 
-#[test]
-fn hello_triangle_in_a_pid_namespace_gets_one_post_per_swap() {
+/// Runs `command` for 40 frames (in a PID namespace where possible): it must finish, be
+/// PID 1 there, and get one KHAN post per swap, none going astray.
+fn one_post_per_swap(command: &str) {
     let d = TestDaemon::start(&["--display-size", "640x480"]);
     let ns = namespaces_available();
-    let mut c = hello(&d, ns, &["--frames", "40"]);
+    let mut c = demo(&d, ns, command, &["--frames", "40"]);
     let (lines, exited) = collect(&mut c, Duration::from_secs(30));
-    assert!(exited, "hello-triangle did not finish: {lines:?}");
-    assert!(c.wait().unwrap().success());
+    assert!(exited, "{command} did not finish: {lines:?}");
+    let status = c.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut c.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{command}: {lines:?} {err}");
     if ns {
         assert_eq!(value(&lines, "pid"), Some("1"));
     }
@@ -62,6 +71,17 @@ fn hello_triangle_in_a_pid_namespace_gets_one_post_per_swap() {
     assert_eq!(khan_posts(&lines), Some(40), "{lines:?}");
     let (_, log, _) = d.run(&["log"], Duration::from_secs(20));
     assert!(!log.contains("No KHAN handle"), "{log}");
+}
+
+#[test]
+fn hello_triangle_in_a_pid_namespace_gets_one_post_per_swap() {
+    one_post_per_swap("hello-triangle");
+}
+
+/// The GLES 2.0 context's make-current records (gltype 2) carry the attested id too.
+#[test]
+fn hello_triangle2_on_a_gles2_context_in_a_pid_namespace_gets_one_post_per_swap() {
+    one_post_per_swap("hello-triangle2");
 }
 
 #[test]

@@ -62,6 +62,21 @@ fn arg_count(id: u32) -> usize {
         0x100f | 0x1043 => 6,
         0x105f | 0x1051 => 3,
         0x104e | 0x1064 => 4,
+        // OpenGL ES 2.0, buffers and framebuffers
+        0x7001 | 0x7013 | 0x7014 | 0x7008 | 0x710b => 1,
+        0x701e | 0x710a | 0x7104 => 1,
+        0x7002 | 0x7108 | 0x7102 => 2,
+        0x7004 | 0x7005 | 0x700b | 0x708d | 0x7105 | 0x710d => 4,
+        0x7011 | 0x7109 | 0x7103 => 2,
+        0x710c => 5,
+        0x200c | 0x200a | 0x200e | 0x2010 | 0x202c | 0x204a | 0x204b => 1,
+        0x200b => 0,
+        0x2001 | 0x2011 | 0x2017 | 0x2026 => 2,
+        0x2030 => 4,
+        0x2035 | 0x203a => 2,
+        0x2036 | 0x203b => 3,
+        0x2037 | 0x203c => 4,
+        0x2038 | 0x203d => 5,
         _ => panic!("client sent unknown command 0x{id:04x}"),
     }
 }
@@ -120,6 +135,27 @@ struct State {
     payloads: VecDeque<usize>,
     next_texture: u32,
     client_id_calls: usize,
+    /// GLES 2.0 objects: shader and program names from 1.
+    next_object: u32,
+    /// Strings of a glShaderSource still to come (each a 4-byte length, then the string).
+    shader_strings: usize,
+    /// Whether the next shader payload is a length word (else the string).
+    shader_length_next: bool,
+    /// Location queries whose name is still to come.
+    location_queries: usize,
+}
+
+/// The uniform and attribute locations the mock hands out, by name (as the firmware numbers
+/// hello_triangle2's: attribute `vertex` 0; uniforms in declaration order).
+fn location(name: &[u8]) -> u32 {
+    match name {
+        b"vertex\0" | b"color\0" => 0,
+        b"scale\0" => 1,
+        b"offset\0" => 2,
+        b"tex\0" => 3,
+        b"centre\0" => 4,
+        _ => u32::MAX,
+    }
 }
 
 /// The mock VideoCore.
@@ -138,6 +174,7 @@ impl Mock {
             client_id,
             state: Mutex::new(State {
                 next_texture: 1,
+                next_object: 1,
                 ..State::default()
             }),
         }
@@ -178,10 +215,62 @@ impl Mock {
                         st.replies.push_back(le(&[1]));
                     }
                 }
+                // glGenBuffers/Framebuffers/Renderbuffers: names from 1, each kind on its own.
+                0x701e | 0x710a | 0x7104 => {
+                    let n = a[0];
+                    st.replies.push_back(le(&[4 * n]));
+                    st.replies.push_back(le(&(1..=n).collect::<Vec<u32>>()));
+                }
+                0x7004 | 0x7005 | 0x7011 | 0x7109 | 0x7103 => {
+                    let len = *a.last().unwrap();
+                    if len != 0xffff_ffff && len > 0 {
+                        st.payloads.push_back(len as usize);
+                    }
+                }
+                0x200c | 0x200b => {
+                    st.replies.push_back(le(&[st.next_object]));
+                    st.next_object += 1;
+                }
+                0x2017 | 0x2026 => {
+                    st.payloads.push_back(a[1] as usize);
+                    st.location_queries += 1;
+                }
+                0x2030 => {
+                    assert_eq!(a[3], 0, "the scenes send no length arrays");
+                    st.shader_strings = a[1] as usize;
+                    if st.shader_strings > 0 {
+                        st.payloads.push_back(4);
+                        st.shader_length_next = true;
+                    }
+                }
+                0x710b => st.replies.push_back(le(&[0x8cd5])),
                 0x703b => st.replies.push_back(le(&[1])),
                 0x7022 | 0x701b | 0x4004 | 0x6000 => st.replies.push_back(le(&[0])),
                 _ => {}
             }
+        }
+    }
+}
+
+impl Mock {
+    /// What a payload that just arrived makes the mock expect or answer next: a shader
+    /// string after its length word, the next length after a string; a location for a name.
+    fn after_payload(st: &mut State, data: &[u8]) {
+        if st.shader_strings > 0 {
+            if st.shader_length_next {
+                let len = u32::from_le_bytes(data.try_into().unwrap()) as usize;
+                st.payloads.push_front(len);
+                st.shader_length_next = false;
+            } else {
+                st.shader_strings -= 1;
+                if st.shader_strings > 0 {
+                    st.payloads.push_back(4);
+                    st.shader_length_next = true;
+                }
+            }
+        } else if st.location_queries > 0 {
+            st.location_queries -= 1;
+            st.replies.push_back(le(&[location(data)]));
         }
     }
 }
@@ -198,6 +287,7 @@ impl RpcTransport for Mock {
                 "payload length differs from the announced len"
             );
             st.log.push(Item::Payload(data.to_vec()));
+            Mock::after_payload(&mut st, data);
             return Ok(());
         }
         let cmds = decode(data);
@@ -234,6 +324,7 @@ impl RpcTransport for Mock {
         );
         assert_eq!(data.len(), len);
         st.log.push(Item::Bulk(data.to_vec()));
+        Mock::after_payload(&mut st, data);
         Ok(())
     }
 
@@ -268,6 +359,11 @@ pub struct Scene {
 pub const CLIENT_ID: u32 = 13723;
 
 pub fn scene(pid_source: khronos::PidSource) -> Scene {
+    scene_of(pid_source, 1)
+}
+
+/// As [`scene`], with an OpenGL ES `version` (1 or 2) context.
+pub fn scene_of(pid_source: khronos::PidSource, version: u32) -> Scene {
     use khronos::egl;
     let mock = std::sync::Arc::new(Mock::new(CLIENT_ID));
     let client = khronos::Client::new(mock.clone(), pid_source);
@@ -289,7 +385,7 @@ pub fn scene(pid_source: khronos::PidSource) -> Scene {
         ])
         .unwrap();
     assert_eq!(configs[0].id(), 7);
-    let ctx = display.create_context(&configs[0], 1).unwrap();
+    let ctx = display.create_context(&configs[0], version).unwrap();
     let window = egl::NativeWindow {
         element: 19,
         width: 640,
