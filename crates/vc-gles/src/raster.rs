@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use crate::gl;
 use crate::image::Surface;
-use crate::texture::Sampler;
+use crate::texture::{LANES, Sampler};
 
 /// Tile edge in pixels; triangles are binned per 64×64 tile.
 pub const TILE: u32 = 64;
@@ -502,6 +502,32 @@ pub(crate) fn pack(c: [f32; 4]) -> u32 {
 
 const INV255: f32 = 1.0 / 255.0;
 
+/// The pixels `k` in `0..n` of a row (pixel centres `x = cx0 + k·sub`, `y = cy`) where every
+/// edge function `A·x + B·y + C` is ≥ 0, as `lo..hi`; `None` if there are none. Exact: the
+/// same pixels as testing each one.
+fn covered_span(edges: &[[i64; 3]; 3], cx0: i64, cy: i64, sub: i64, n: i64) -> Option<(i64, i64)> {
+    let (mut lo, mut hi) = (0i64, n);
+    for &[a, b, c] in edges {
+        let e0 = a * cx0 + b * cy + c;
+        let step = a * sub;
+        if step > 0 {
+            // Increasing along the row: inside from the first k with e0 + k·step ≥ 0.
+            if e0 < 0 {
+                lo = lo.max((-e0 + step - 1) / step);
+            }
+        } else if step < 0 {
+            // Decreasing: inside up to the last k with e0 + k·step ≥ 0.
+            if e0 < 0 {
+                return None;
+            }
+            hi = hi.min(e0 / -step + 1);
+        } else if e0 < 0 {
+            return None;
+        }
+    }
+    (lo < hi).then_some((lo, hi))
+}
+
 impl Pipeline<'_> {
     /// The texel passes through unchanged (white colour, MODULATE/REPLACE, no blending).
     fn passthrough(&self) -> bool {
@@ -527,6 +553,9 @@ impl Pipeline<'_> {
         width: usize,
         passthrough: bool,
     ) {
+        if let Some(sampler) = self.nearest_copy(tri, passthrough, depth.is_some()) {
+            return self.raster_nearest_copy(tri, sampler, rect, color, band_y0, width);
+        }
         let sub = 1i64 << SUBPIXEL_BITS;
         let cx0 = i64::from(rect[0]) * sub + HALF;
         for py in rect[1]..rect[3] {
@@ -544,6 +573,62 @@ impl Pipeline<'_> {
                 e[0] += step[0];
                 e[1] += step[1];
                 e[2] += step[2];
+            }
+        }
+    }
+
+    /// The sampler, when every fragment of `tri` is just its nearest texel: a passthrough
+    /// draw (see [`Pipeline::passthrough`]) with nearest filtering and no depth test.
+    fn nearest_copy(&self, tri: &Tri, passthrough: bool, has_depth: bool) -> Option<&Sampler<'_>> {
+        let s = self.sampler.as_ref()?;
+        let linear = if tri.minify {
+            s.min_linear
+        } else {
+            s.mag_linear
+        };
+        (passthrough && !linear && (self.depth.is_none() || !has_depth)).then_some(s)
+    }
+
+    /// [`Pipeline::raster`] for a [`Pipeline::nearest_copy`] draw: each row's covered span
+    /// is solved from the edge equations (no test per pixel), and its pixels are shaded
+    /// [`LANES`] at a time with the same arithmetic as [`Pipeline::fragment`], so the
+    /// result is the same bit for bit.
+    fn raster_nearest_copy(
+        &self,
+        tri: &Tri,
+        s: &Sampler<'_>,
+        rect: [i32; 4],
+        color: &mut [u32],
+        band_y0: i32,
+        width: usize,
+    ) {
+        let sub = 1i64 << SUBPIXEL_BITS;
+        let cx0 = i64::from(rect[0]) * sub + HALF;
+        let n = i64::from(rect[2] - rect[0]);
+        let q_plane = if self.unit_q { tri.inv_w } else { tri.tex[2] };
+        let [sp, tp, _] = tri.tex;
+        for py in rect[1]..rect[3] {
+            let cy = i64::from(py) * sub + HALF;
+            let Some((lo, hi)) = covered_span(&tri.edges, cx0, cy, sub, n) else {
+                continue;
+            };
+            let fy = py as f32 + 0.5 - tri.oy;
+            let row = (py - band_y0) as usize * width;
+            let (x0, x1) = (rect[0] + lo as i32, rect[0] + hi as i32);
+            let mut px = x0;
+            while px < x1 {
+                let m = ((x1 - px) as usize).min(LANES);
+                let fx: [f32; LANES] =
+                    std::array::from_fn(|l| (px + l as i32) as f32 + 0.5 - tri.ox);
+                let q = fx.map(|fx| q_plane.at(fx, fy));
+                let ss = std::array::from_fn(|l| sp.at(fx[l], fy) / q[l]);
+                let tt = std::array::from_fn(|l| tp.at(fx[l], fy) / q[l]);
+                let out = s.nearest_lanes(&ss, &tt);
+                let start = row + px as usize;
+                if let Some(dst) = color.get_mut(start..start + m) {
+                    dst.copy_from_slice(&out[..m]);
+                }
+                px += m as i32;
             }
         }
     }
@@ -759,6 +844,37 @@ impl Pipeline<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn covered_span_is_exactly_the_pixels_that_pass_every_edge_test() {
+        let sub = 1i64 << SUBPIXEL_BITS;
+        let mut v = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |range: i64| {
+            v ^= v << 13;
+            v ^= v >> 7;
+            v ^= v << 17;
+            (v % (2 * range as u64 + 1)) as i64 - range
+        };
+        for _ in 0..20_000 {
+            let edges: [[i64; 3]; 3] =
+                std::array::from_fn(|_| [next(300), next(300), next(2_000_000)]);
+            let (cx0, cy, n) = (
+                next(5_000) * sub + HALF,
+                next(5_000) * sub + HALF,
+                1 + next(40).abs(),
+            );
+            let want: Vec<i64> = (0..n)
+                .filter(|k| {
+                    edges
+                        .iter()
+                        .all(|[a, b, c]| a * (cx0 + k * sub) + b * cy + c >= 0)
+                })
+                .collect();
+            let got: Vec<i64> = covered_span(&edges, cx0, cy, sub, n)
+                .map_or(Vec::new(), |(lo, hi)| (lo..hi).collect());
+            assert_eq!(got, want, "edges {edges:?} cx0 {cx0} cy {cy} n {n}");
+        }
+    }
 
     #[test]
     fn clipping_against_near_plane_keeps_w_positive() {

@@ -246,11 +246,53 @@ impl Texture {
 
 #[inline]
 fn wrap(i: i32, n: u32, repeat: bool) -> usize {
-    let n = n as i32;
-    if repeat {
-        i.rem_euclid(n) as usize
+    if repeat && n.is_power_of_two() {
+        // Two's complement: `i & (n − 1)` is `i mod n` for negative `i` too, without the
+        // division of `rem_euclid` (most textures are powers of two).
+        (i & (n as i32 - 1)) as usize
+    } else if repeat {
+        i.rem_euclid(n as i32) as usize
     } else {
-        i.clamp(0, n - 1) as usize
+        i.clamp(0, n as i32 - 1) as usize
+    }
+}
+
+/// `x.floor() as i32` (saturating, NaN to 0) without a call to `floorf`: the truncation,
+/// one less where it rounded up (negative non-integers).
+#[inline]
+pub(crate) fn floor_i32(x: f32) -> i32 {
+    let t = x as i32;
+    t.saturating_sub(i32::from(t as f32 > x))
+}
+
+/// Texels looked up together by [`Sampler::nearest_lanes`].
+pub(crate) const LANES: usize = 8;
+
+/// `|x|` below this: [`floor_lanes`] is exact.
+const FAST_FLOOR_LIMIT: f32 = 4_194_304.0; // 2^22
+
+/// `x.floor() as i32` for each lane, all `|x| < 2^22`, in operations the compiler turns
+/// into vector instructions: adding 1.5·2^23 rounds to the nearest integer, which sits in
+/// the low mantissa bits; one less where that rounded up.
+#[inline]
+fn floor_lanes(x: &[f32; LANES]) -> [i32; LANES] {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23
+    std::array::from_fn(|l| {
+        let r = (x[l] + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32;
+        r - i32::from(r as f32 > x[l])
+    })
+}
+
+/// Wraps lane indices into `0..n` the way [`wrap`] does, for the modes that need no
+/// division; `None` for a repeating size that is not a power of two.
+#[inline]
+fn wrap_lanes(i: [i32; LANES], n: u32, repeat: bool) -> Option<[usize; LANES]> {
+    if repeat {
+        let mask = n.is_power_of_two().then(|| n as i32 - 1)?;
+        Some(i.map(|v| (v & mask) as usize))
+    } else {
+        let hi = n as i32 - 1;
+        Some(i.map(|v| v.clamp(0, hi) as usize))
     }
 }
 
@@ -259,13 +301,9 @@ impl Sampler<'_> {
     #[inline]
     pub fn nearest(&self, s: f32, t: f32) -> u32 {
         // `as i32` saturates and maps NaN to 0, so any float is safe.
-        let i = wrap(
-            (s * self.width as f32).floor() as i32,
-            self.width,
-            self.repeat_s,
-        );
+        let i = wrap(floor_i32(s * self.width as f32), self.width, self.repeat_s);
         let j = wrap(
-            (t * self.height as f32).floor() as i32,
+            floor_i32(t * self.height as f32),
             self.height,
             self.repeat_t,
         );
@@ -273,6 +311,31 @@ impl Sampler<'_> {
             .get(j * self.width as usize + i)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// [`Sampler::nearest`] of each lane, the same texels, computed together.
+    #[inline]
+    pub fn nearest_lanes(&self, s: &[f32; LANES], t: &[f32; LANES]) -> [u32; LANES] {
+        let (wf, hf) = (self.width as f32, self.height as f32);
+        let x: [f32; LANES] = std::array::from_fn(|l| s[l] * wf);
+        let y: [f32; LANES] = std::array::from_fn(|l| t[l] * hf);
+        // NaN fails the comparison, so it takes the scalar path too.
+        let fast = x
+            .iter()
+            .chain(&y)
+            .fold(true, |ok, v| ok & (v.abs() < FAST_FLOOR_LIMIT));
+        let wrapped = fast
+            .then(|| {
+                let i = wrap_lanes(floor_lanes(&x), self.width, self.repeat_s)?;
+                let j = wrap_lanes(floor_lanes(&y), self.height, self.repeat_t)?;
+                Some((i, j))
+            })
+            .flatten();
+        let Some((i, j)) = wrapped else {
+            return std::array::from_fn(|l| self.nearest(s[l], t[l]));
+        };
+        let w = self.width as usize;
+        std::array::from_fn(|l| self.texels.get(j[l] * w + i[l]).copied().unwrap_or(0))
     }
 
     /// Bilinear sample at `(s, t)`, channels in `[0, 255]`.
@@ -404,6 +467,116 @@ mod tests {
             texels: vec![0; 1],
         }));
         assert!(t.is_complete());
+    }
+
+    #[test]
+    fn floor_i32_is_floor_as_i32_for_every_kind_of_float() {
+        let cases = [
+            0.0f32,
+            -0.0,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            1.5,
+            -1.5,
+            127.99,
+            -127.99,
+            1e-30,
+            -1e-30,
+            16777215.0,
+            -16777215.5,
+            2147483520.0,
+            -2147483904.0,
+            3e9,
+            -3e9,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ];
+        for x in cases {
+            assert_eq!(floor_i32(x), x.floor() as i32, "{x}");
+        }
+        let mut v = 0x1234_5678u32;
+        for _ in 0..100_000 {
+            v ^= v << 13;
+            v ^= v >> 17;
+            v ^= v << 5;
+            let x = f32::from_bits(v);
+            assert_eq!(floor_i32(x), x.floor() as i32, "{x} ({v:#x})");
+        }
+    }
+
+    #[test]
+    fn power_of_two_wrap_equals_rem_euclid() {
+        for n in [1u32, 2, 64, 128, 1 << 20] {
+            for i in [
+                -1_000_000i32,
+                -129,
+                -128,
+                -1,
+                0,
+                1,
+                127,
+                128,
+                1_000_001,
+                i32::MIN,
+                i32::MAX,
+            ] {
+                assert_eq!(
+                    wrap(i, n, true),
+                    i.rem_euclid(n as i32) as usize,
+                    "{i} mod {n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn nearest_lanes_are_nearest_of_each_lane() {
+        let texels: Vec<u32> = (0..16 * 8 * 3).collect();
+        let mut v = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            v ^= v << 13;
+            v ^= v >> 7;
+            v ^= v << 17;
+            v
+        };
+        for (w, h) in [(16, 8), (48, 8), (16, 24), (1, 1)] {
+            for (rs, rt) in [(true, true), (false, false), (true, false)] {
+                let s = Sampler {
+                    texels: &texels[..(w * h) as usize],
+                    width: w,
+                    height: h,
+                    format: gl::GL_RGBA,
+                    min_linear: false,
+                    mag_linear: false,
+                    repeat_s: rs,
+                    repeat_t: rt,
+                };
+                for round in 0..2_000 {
+                    let scale = [1.0f32, 40.0, 1e6, 1e12][round % 4];
+                    let mut lane = || {
+                        let r = next();
+                        match r % 23 {
+                            0 => f32::NAN,
+                            1 => f32::INFINITY,
+                            2 => -0.0,
+                            3 => (r >> 8) as f32 / 8.0 / w as f32 - 64.0,
+                            _ => {
+                                ((r >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32 * scale
+                            }
+                        }
+                    };
+                    let ss: [f32; LANES] = std::array::from_fn(|_| lane());
+                    let tt: [f32; LANES] = std::array::from_fn(|_| lane());
+                    let want: [u32; LANES] = std::array::from_fn(|l| s.nearest(ss[l], tt[l]));
+                    assert_eq!(s.nearest_lanes(&ss, &tt), want, "{ss:?} {tt:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -947,6 +947,16 @@ impl Dispmanx {
     /// swapped). Takes effect at once. Returns false if there is no such element or the
     /// image is malformed.
     pub fn set_element_image(&mut self, element: u32, image: &Image) -> bool {
+        // Each swap presents a frame of the same size: copy into the element's previous
+        // frame rather than allocating (and page-faulting in) a new one per swap.
+        if let Some(Source::Image(old)) = self.elements.get_mut(&element).map(|el| &mut el.source) {
+            if (old.width, old.height) == (image.width, image.height)
+                && old.pixels.len() == image.pixels.len()
+            {
+                old.pixels.copy_from_slice(&image.pixels);
+                return true;
+            }
+        }
         self.set_element_image_owned(element, image.clone())
     }
 
