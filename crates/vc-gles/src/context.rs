@@ -75,15 +75,15 @@ pub struct Gles11 {
     clear_color: [f32; 4],
     clear_depth: f32,
     caps: BTreeSet<u32>,
-    viewport: Option<[i32; 4]>,
+    pub(crate) viewport: Option<[i32; 4]>,
     scissor: Option<[i32; 4]>,
-    cull_mode: u32,
-    front_face: u32,
-    depth_func: u32,
-    depth_mask: bool,
-    depth_range: [f32; 2],
-    color_mask: [bool; 4],
-    blend_func: (u32, u32),
+    pub(crate) cull_mode: u32,
+    pub(crate) front_face: u32,
+    pub(crate) depth_func: u32,
+    pub(crate) depth_mask: bool,
+    pub(crate) depth_range: [f32; 2],
+    pub(crate) color_mask: [bool; 4],
+    pub(crate) blend_func: (u32, u32),
     alpha_func: (u32, f32),
     shade_model: u32,
     matrix_mode: u32,
@@ -95,12 +95,12 @@ pub struct Gles11 {
     normal: [f32; 3],
     env_mode: u32,
     env_color: [f32; 4],
-    default_texture: Texture,
-    textures: HashMap<u32, Texture>,
+    pub(crate) default_texture: Texture,
+    pub(crate) textures: HashMap<u32, Texture>,
     bound_texture: u32,
     next_texture_name: u32,
     texture_bytes: usize,
-    parallel: bool,
+    pub(crate) parallel: bool,
 }
 
 impl Default for Gles11 {
@@ -150,7 +150,7 @@ impl Gles11 {
         }
     }
 
-    fn set_error(&mut self, code: u32) {
+    pub(crate) fn set_error(&mut self, code: u32) {
         if self.error == gl::GL_NO_ERROR {
             self.error = code;
         }
@@ -628,6 +628,21 @@ impl Gles11 {
         self.textures.entry(name).or_default()
     }
 
+    /// Texture object `name` (0: the default texture).
+    pub(crate) fn texture(&self, name: u32) -> Option<&Texture> {
+        match name {
+            0 => Some(&self.default_texture),
+            n => self.textures.get(&n),
+        }
+    }
+
+    pub(crate) fn texture_mut(&mut self, name: u32) -> Option<&mut Texture> {
+        match name {
+            0 => Some(&mut self.default_texture),
+            n => self.textures.get_mut(&n),
+        }
+    }
+
     fn bound(&self) -> &Texture {
         self.textures
             .get(&self.bound_texture)
@@ -854,7 +869,12 @@ impl Gles11 {
     /// Raster rectangle `x0, y0, x1, y1` in image coordinates (y down): surface ∩
     /// scissor (if enabled) ∩ `viewport` (if given), limited to
     /// [`MAX_RENDER_DIM`]; `None` when empty.
-    fn raster_rect(&self, w: u32, h: u32, viewport: Option<[i32; 4]>) -> Option<[i32; 4]> {
+    pub(crate) fn raster_rect(
+        &self,
+        w: u32,
+        h: u32,
+        viewport: Option<[i32; 4]>,
+    ) -> Option<[i32; 4]> {
         let (w, h) = (w.min(MAX_RENDER_DIM) as i64, h.min(MAX_RENDER_DIM) as i64);
         let full_h = h;
         let mut r = [0i64, 0, w, h];

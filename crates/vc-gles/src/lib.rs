@@ -82,6 +82,7 @@ pub mod context;
 pub mod gl;
 pub mod image;
 pub mod math;
+pub mod program;
 mod raster;
 mod texture;
 
@@ -90,5 +91,8 @@ pub use compose::{Element, Rect, compose};
 pub use context::Gles11;
 pub use image::{Image, Surface};
 pub use math::{Mat4, Vec4};
+pub use program::{
+    DrawStats, GenericAttribs, QuadIn, QuadOut, ShaderFault, ShaderProgram, ShaderTextures,
+};
 pub use raster::{MAX_RENDER_DIM, MAX_VIEWPORT_DIMS, SUBPIXEL_BITS, TILE};
 pub use texture::{MAX_TEXTURE_LEVELS, MAX_TEXTURE_SIZE};

@@ -19,8 +19,8 @@ use crate::texture::{LANES, Sampler};
 pub const TILE: u32 = 64;
 /// Sub-pixel precision of the rasteriser: vertices are snapped to 1/256 pixel.
 pub const SUBPIXEL_BITS: u32 = 8;
-const SUB: f64 = (1u32 << SUBPIXEL_BITS) as f64;
-const HALF: i64 = 1 << (SUBPIXEL_BITS - 1);
+pub(crate) const SUB: f64 = (1u32 << SUBPIXEL_BITS) as f64;
+pub(crate) const HALF: i64 = 1 << (SUBPIXEL_BITS - 1);
 /// `GL_MAX_VIEWPORT_DIMS`: larger viewports are clamped to this.
 pub const MAX_VIEWPORT_DIMS: i32 = 8192;
 /// Rendering touches at most this many columns and rows of a surface.
@@ -28,7 +28,7 @@ pub const MAX_RENDER_DIM: u32 = 16384;
 /// Guard band in NDC units: x and y are clipped at `±GUARD_BAND · w`, far outside the
 /// viewport, so that the usual case needs no x/y clipping (pixels outside the viewport
 /// are rejected by the scissor-like raster rectangle instead).
-const GUARD_BAND: f32 = 32.0;
+pub(crate) const GUARD_BAND: f32 = 32.0;
 /// Triangle count above which setup runs in parallel as well.
 const PARALLEL_SETUP_MIN: usize = 256;
 
@@ -397,7 +397,7 @@ impl Pipeline<'_> {
 // ---------------------------------------------------------------- fragments
 
 #[inline]
-fn compare(func: u32, a: f32, b: f32) -> bool {
+pub(crate) fn compare(func: u32, a: f32, b: f32) -> bool {
     match func {
         gl::GL_NEVER => false,
         gl::GL_LESS => a < b,
@@ -470,7 +470,7 @@ fn tex_env(mode: u32, fmt: u32, cf: [f32; 4], ct: [f32; 4], cc: [f32; 4]) -> [f3
 }
 
 #[inline]
-fn blend_factor(f: u32, s: [f32; 4], d: [f32; 4]) -> [f32; 4] {
+pub(crate) fn blend_factor(f: u32, s: [f32; 4], d: [f32; 4]) -> [f32; 4] {
     match f {
         gl::GL_ZERO => [0.0; 4],
         gl::GL_SRC_COLOR => s,
@@ -500,7 +500,7 @@ pub(crate) fn pack(c: [f32; 4]) -> u32 {
     u32::from_le_bytes([to_u8(c[0]), to_u8(c[1]), to_u8(c[2]), to_u8(c[3])])
 }
 
-const INV255: f32 = 1.0 / 255.0;
+pub(crate) const INV255: f32 = 1.0 / 255.0;
 
 /// The pixels `k` in `0..n` of a row (pixel centres `x = cx0 + k·sub`, `y = cy`) where every
 /// edge function `A·x + B·y + C` is ≥ 0, as `lo..hi`; `None` if there are none. Exact: the
