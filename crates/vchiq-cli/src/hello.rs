@@ -403,30 +403,35 @@ pub fn bench_render(frames: u32) -> Result<()> {
     line("renderer alone", alone);
     if let Ok(m) = &mesa {
         if let Some(theirs) = &m.frame1 {
-            let same = ours_frame1
-                .iter()
-                .zip(theirs.chunks_exact(4))
-                .filter(|(a, b)| (0..3).all(|c| a[c].abs_diff(b[c]) <= 2))
-                .count();
             eprintln!(
                 "same scene: frame 1 of vc-gles and of the baseline agree on {:.2}% of pixels (within ±2 per channel)",
-                100.0 * same as f64 / ours_frame1.len() as f64
+                agreement(&ours_frame1, theirs)
             );
         }
     }
 
-    let stack = whole_stack(frames)?;
+    let stack = whole_stack(frames, Scene::Cube)?;
     line("whole stack", stack);
     if let Err(reason) = &mesa {
         println!("render mesa llvmpipe {size}: baseline skipped ({reason})");
     }
-    Ok(())
+    crate::bench::fractal::run(frames)
 }
 
-const BENCH_WIDTH: u32 = 1920;
-const BENCH_HEIGHT: u32 = 1080;
+/// Percentage of pixels of `ours` within ±2 per colour channel of `theirs` (RGBA bytes).
+pub(crate) fn agreement(ours: &[[u8; 4]], theirs: &[u8]) -> f64 {
+    let same = ours
+        .iter()
+        .zip(theirs.chunks_exact(4))
+        .filter(|(a, b)| (0..3).all(|c| a[c].abs_diff(b[c]) <= 2))
+        .count();
+    100.0 * same as f64 / ours.len().max(1) as f64
+}
+
+pub(crate) const BENCH_WIDTH: u32 = 1920;
+pub(crate) const BENCH_HEIGHT: u32 = 1080;
 /// Frames rendered before the clock starts (first-frame costs: vertex cache, allocation).
-const WARMUP: u32 = 4;
+pub(crate) const WARMUP: u32 = 4;
 
 /// The scene drawn by vc-gles directly, as the KHRN server would for the client's calls.
 /// Returns the frames per second and frame 1's pixels.
@@ -534,7 +539,7 @@ fn render_alone(frames: u32, images: &[Vec<u8>; 3]) -> (f64, Vec<[u8; 4]>) {
 }
 
 /// The hello_triangle client against a private daemon: frames per second after the warm-up.
-fn whole_stack(frames: u32) -> Result<f64> {
+pub(crate) fn whole_stack(frames: u32, scene: Scene) -> Result<f64> {
     let daemon = crate::bench::Private::with_display(BENCH_WIDTH, BENCH_HEIGHT)?;
     let opts = ClientOptions {
         socket: daemon.socket.clone(),
@@ -544,7 +549,7 @@ fn whole_stack(frames: u32) -> Result<f64> {
         png: None,
         progress: false,
         verbose: false,
-        scene: Scene::Cube,
+        scene,
     };
     let t = run_client(&opts)?;
     if t.size != (BENCH_WIDTH, BENCH_HEIGHT) {
@@ -562,11 +567,11 @@ fn whole_stack(frames: u32) -> Result<f64> {
 }
 
 /// What the Mesa baseline measured.
-struct Mesa {
-    fps: f64,
-    renderer: String,
+pub(crate) struct Mesa {
+    pub fps: f64,
+    pub renderer: String,
     /// Frame 1, RGBA, top row first (the same-scene check).
-    frame1: Option<Vec<u8>>,
+    pub frame1: Option<Vec<u8>>,
 }
 
 /// The baseline program, written for this project.
@@ -575,31 +580,56 @@ const BASELINE_C: &str = include_str!("bench_render.c");
 /// Builds and runs the baseline; the error is the reason it was skipped.
 fn mesa_baseline(frames: u32, images: &[Vec<u8>; 3]) -> std::result::Result<Mesa, String> {
     let dir = std::env::temp_dir().join(format!("vchiq-bench-mesa-{}", std::process::id()));
-    let result = mesa_in(&dir, frames, images);
+    let tex = dir.join("textures.rgb");
+    let result = std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("creating {}: {e}", dir.display()))
+        .and_then(|()| {
+            std::fs::write(&tex, images.concat())
+                .map_err(|e| format!("writing {}: {e}", tex.display()))
+        })
+        .and_then(|()| {
+            let args = [
+                BENCH_WIDTH.to_string(),
+                BENCH_HEIGHT.to_string(),
+                frames.to_string(),
+                tex.display().to_string(),
+            ];
+            run_mesa(
+                &dir,
+                "bench_render",
+                BASELINE_C,
+                &["-lGLESv1_CM", "-lm"],
+                &args,
+            )
+        });
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-fn mesa_in(
+/// Builds `source` (a baseline program of this project) in `dir` with the system `cc`
+/// against EGL and `libs`, runs it with `args` and a frame-1 file as its last argument on
+/// EGL surfaceless, and reads its `renderer:` and `fps:` lines. The error is the reason
+/// the baseline is skipped.
+pub(crate) fn run_mesa(
     dir: &std::path::Path,
-    frames: u32,
-    images: &[Vec<u8>; 3],
+    name: &str,
+    source: &str,
+    libs: &[&str],
+    args: &[String],
 ) -> std::result::Result<Mesa, String> {
     use std::process::Command;
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let src = dir.join("bench_render.c");
-    let exe = dir.join("bench_render");
-    let tex = dir.join("textures.rgb");
+    let src = dir.join(format!("{name}.c"));
+    let exe = dir.join(name);
     let frame1 = dir.join("frame1.rgba");
-    std::fs::write(&src, BASELINE_C).map_err(|e| format!("writing {}: {e}", src.display()))?;
-    std::fs::write(&tex, images.concat()).map_err(|e| format!("writing {}: {e}", tex.display()))?;
+    std::fs::write(&src, source).map_err(|e| format!("writing {}: {e}", src.display()))?;
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let out = Command::new(&cc)
         .arg("-O2")
         .arg(&src)
         .arg("-o")
         .arg(&exe)
-        .args(["-lEGL", "-lGLESv1_CM", "-lm"])
+        .arg("-lEGL")
+        .args(libs)
         .output()
         .map_err(|e| format!("no C compiler: {cc}: {e}"))?;
     if !out.status.success() {
@@ -609,18 +639,13 @@ fn mesa_in(
             .find(|l| l.contains("error"))
             .unwrap_or_else(|| err.lines().next().unwrap_or(""));
         return Err(format!(
-            "cannot build the EGL/GLES 1 program, are libegl-dev and libgles-dev installed? {}",
+            "cannot build the EGL/GLES program, are libegl-dev and libgles-dev installed? {}",
             first.trim()
         ));
     }
     let out = Command::new(&exe)
         .env("EGL_PLATFORM", "surfaceless")
-        .args([
-            BENCH_WIDTH.to_string(),
-            BENCH_HEIGHT.to_string(),
-            frames.to_string(),
-        ])
-        .arg(&tex)
+        .args(args)
         .arg(&frame1)
         .output()
         .map_err(|e| format!("running {}: {e}", exe.display()))?;

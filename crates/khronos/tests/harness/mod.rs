@@ -160,8 +160,36 @@ pub struct Run {
     pub cube: Cube,
 }
 
-/// Connects a client over the loopback and runs the demo's set-up (spec §2.2 steps 3–20).
-pub fn start(pid_source: PidSource, w: u32, h: u32) -> Run {
+/// A GLES 2.0 client current on a `w`×`h` window, before any GL call.
+#[allow(dead_code)] // each test binary uses one of the start functions
+pub struct Run2 {
+    pub lb: Arc<Loopback>,
+    pub client: Arc<Client>,
+    pub display: egl::Display,
+    pub surface: egl::Surface,
+    pub gl: Gl,
+}
+
+/// Connects a client over the loopback with an OpenGL ES 2.0 context (hello_triangle2).
+#[allow(dead_code)]
+pub fn start2(w: u32, h: u32) -> Run2 {
+    let (lb, client, display, surface) = connect(PidSource::ClientId, w, h, 2);
+    let gl = Gl::new(&client);
+    Run2 {
+        lb,
+        client,
+        display,
+        surface,
+        gl,
+    }
+}
+
+fn connect(
+    pid_source: PidSource,
+    w: u32,
+    h: u32,
+    version: u32,
+) -> (Arc<Loopback>, Arc<Client>, egl::Display, egl::Surface) {
     let lb = Loopback::new(CLIENT_ID, (w, h));
     let client = Client::new(lb.clone(), pid_source);
     let display = egl::get_display(&client);
@@ -179,7 +207,7 @@ pub fn start(pid_source: PidSource, w: u32, h: u32) -> Run {
             egl::NONE,
         ])
         .unwrap()[0];
-    let ctx = display.create_context(&config, 1).unwrap();
+    let ctx = display.create_context(&config, version).unwrap();
     let surface = display
         .create_window_surface(
             &config,
@@ -193,6 +221,13 @@ pub fn start(pid_source: PidSource, w: u32, h: u32) -> Run {
     display
         .make_current(Some(&surface), Some(&surface), Some(&ctx))
         .unwrap();
+    (lb, client, display, surface)
+}
+
+/// Connects a client over the loopback and runs the demo's set-up (spec §2.2 steps 3–20).
+#[allow(dead_code)]
+pub fn start(pid_source: PidSource, w: u32, h: u32) -> Run {
+    let (lb, client, display, surface) = connect(pid_source, w, h, 1);
     let gl = Gl::new(&client);
     let mut cube = Cube::new(w, h);
     cube.setup(&gl).unwrap();

@@ -23,6 +23,7 @@ mod all;
 mod bulk;
 mod clients;
 mod concurrent;
+pub(crate) mod fractal;
 mod ping;
 mod pipeline;
 

@@ -5,11 +5,13 @@
 //! a slice is taken; a draw that would read outside records a GL error and is skipped.
 
 use super::gl::glenum::*;
+use super::glsl::BoundProgram;
+use super::state::Object20;
 use super::state::{Api, Attrib, Context, MAX_ATTRIBS};
 use super::wire::Words;
-use super::{Channel, KhrnError, KhrnServer, ids};
+use super::{Channel, KhrnError, KhrnHost, KhrnServer, ids};
 use std::collections::BTreeMap;
-use vc_gles::{AttribArray, AttribType, Indices, VertexArrays};
+use vc_gles::{AttribArray, AttribType, GenericAttribs, Indices, VertexArrays};
 
 /// "Not in the cache" marker of a `GLXX_CACHE_INFO_T` entry.
 const NOT_CACHED: u32 = 0xffff_ffff;
@@ -58,6 +60,7 @@ impl KhrnServer {
         &mut self,
         channel: Channel,
         w: &mut Words<'_>,
+        host: &mut dyn KhrnHost,
     ) -> Result<(), KhrnError> {
         let id = ids::GLINTDRAWELEMENTS;
         let [mode, count, ty, indices_offset] = w.array::<4>(id)?;
@@ -73,19 +76,30 @@ impl KhrnServer {
         let Some(c) = self.contexts.get_mut(&current.context) else {
             return Ok(());
         };
-        if c.api != Api::Gles11 {
-            // No GLSL: GLES 2.0 draws are framed but render nothing.
-            return Ok(());
-        }
-        let Some(surface) = self.surfaces.get_mut(&current.draw) else {
-            return Ok(());
-        };
         let call = DrawCall {
             mode,
             count,
             ty,
             indices_offset,
             cache_offsets,
+        };
+        if c.api == Api::Gles20 {
+            let surface = self.surfaces.get_mut(&current.draw).map(|s| s.back_mut());
+            match draw20(c, &call, surface) {
+                Ok(Some(fault)) => {
+                    host.log(&format!(
+                        "khrn: draw stopped (pid {}): {fault}",
+                        current.pid
+                    ));
+                    self.stats.draws += 1;
+                }
+                Ok(None) => self.stats.draws += 1,
+                Err(error) => c.set_error(error),
+            }
+            return Ok(());
+        }
+        let Some(surface) = self.surfaces.get_mut(&current.draw) else {
+            return Ok(());
         };
         match draw(c, &call, surface.back_mut()) {
             Ok(true) => self.stats.draws += 1,
@@ -140,6 +154,82 @@ fn draw(c: &mut Context, call: &DrawCall, target: &mut vc_gles::Surface) -> Resu
     };
     gl.draw(call.mode, indices.as_indices(), &arrays, target);
     Ok(true)
+}
+
+/// A GLES 2.0 draw with the current program into the bound framebuffer object's texture
+/// or `surface`. `Ok(Some(reason))`: a shader stopped the draw part-way.
+fn draw20(
+    c: &mut Context,
+    call: &DrawCall,
+    surface: Option<&mut vc_gles::Surface>,
+) -> Result<Option<String>, u32> {
+    if (call.count as i32) < 0 || (call.ty == 0 && (call.indices_offset as i32) < 0) {
+        return Err(INVALID_VALUE);
+    }
+    let program = c.current_program;
+    let linked = match c.objects.get(&program) {
+        Some(Object20::Program(p)) if program != 0 => p.linked.clone(),
+        // GL ES 2.0: drawing without a program is undefined; draw nothing.
+        _ => return Ok(None),
+    };
+    let Some(linked) = linked else {
+        return Ok(None);
+    };
+    if call.count == 0 {
+        return Ok(None);
+    }
+    let indices = if call.ty == 0 {
+        OwnedIndices::Range {
+            first: call.indices_offset,
+            count: call.count,
+        }
+    } else {
+        read_indices(index_source(c), call.ty, call.indices_offset, call.count)?
+    };
+    let Some(max_index) = indices.max_index() else {
+        return Ok(None);
+    };
+    let Context {
+        gl,
+        attribs,
+        cache,
+        buffers,
+        objects,
+        current_attribs,
+        bound_textures,
+        framebuffer,
+        color_attachments,
+        ..
+    } = c;
+    let mut generic = GenericAttribs {
+        current: *current_attribs,
+        ..Default::default()
+    };
+    for (slot, out) in generic.arrays.iter_mut().enumerate() {
+        *out = attrib_array(attribs, slot, call, cache, buffers, max_index)?;
+    }
+    let uniforms = match objects.get(&program) {
+        Some(Object20::Program(p)) => p.uniforms.as_slice(),
+        _ => &[],
+    };
+    let bound = BoundProgram {
+        program: &linked,
+        uniforms,
+    };
+    let units = *bound_textures;
+    let mode = call.mode;
+    let run = |gl: &mut vc_gles::Gles11, target: &mut vc_gles::Surface| {
+        gl.draw_program(mode, indices.as_indices(), &generic, &bound, &units, target)
+    };
+    let result = if *framebuffer != 0 {
+        match color_attachments.get(framebuffer) {
+            Some(&texture) => gl.render_to_texture(texture, run),
+            None => None,
+        }
+    } else {
+        surface.map(|s| run(gl, s))
+    };
+    Ok(result.and_then(|r| r.err()).map(|fault| fault.0))
 }
 
 /// Where element indices live: the bound element buffer, else the vertex cache.

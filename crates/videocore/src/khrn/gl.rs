@@ -1,8 +1,7 @@
 //! Commands common to OpenGL ES 1.1 and 2.0, and the OpenGL ES 1.1-only commands.
 
 use super::state::{
-    Api, Attrib, Context, LocationKind, MAX_ATTRIBS, NameKind, PayloadAction, Pending,
-    TEXTURE_UNITS, TexArgs,
+    Api, Attrib, Context, NameKind, PayloadAction, Pending, TEXTURE_UNITS, TexArgs,
 };
 use super::wire::{Words, bytes_to_words, words_to_bytes};
 use super::{
@@ -32,11 +31,13 @@ pub(super) mod glenum {
     pub const UNSIGNED_SHORT_5_5_5_1: u32 = 0x8034;
     pub const UNSIGNED_SHORT_5_6_5: u32 = 0x8363;
     pub const TEXTURE_2D: u32 = 0x0de1;
-    pub const SCISSOR_TEST: u32 = 0x0c11;
     pub const TEXTURE0: u32 = 0x84c0;
     pub const ARRAY_BUFFER: u32 = 0x8892;
     pub const ELEMENT_ARRAY_BUFFER: u32 = 0x8893;
     pub const FRAMEBUFFER_COMPLETE: u32 = 0x8cd5;
+    pub const COLOR_ATTACHMENT0: u32 = 0x8ce0;
+    pub const DEPTH_ATTACHMENT: u32 = 0x8d00;
+    pub const STENCIL_ATTACHMENT: u32 = 0x8d20;
     pub const TEXTURE_ENV_COLOR: u32 = 0x2201;
 }
 
@@ -135,25 +136,25 @@ impl KhrnServer {
             // ----- fixed-function state (GLES 1.1 renderer) -----
             ids::GLCULLFACE => {
                 let mode = w.u32(id)?;
-                if let Some(c) = self.gl11(channel) {
+                if let Some(c) = self.context_mut(channel) {
                     c.gl.cull_face(mode);
                 }
             }
             ids::GLFRONTFACE => {
                 let mode = w.u32(id)?;
-                if let Some(c) = self.gl11(channel) {
+                if let Some(c) = self.context_mut(channel) {
                     c.gl.front_face(mode);
                 }
             }
             ids::GLDEPTHFUNC => {
                 let func = w.u32(id)?;
-                if let Some(c) = self.gl11(channel) {
+                if let Some(c) = self.context_mut(channel) {
                     c.gl.depth_func(func);
                 }
             }
             ids::GLDEPTHMASK => {
                 let flag = w.u32(id)?;
-                if let Some(c) = self.gl11(channel) {
+                if let Some(c) = self.context_mut(channel) {
                     c.gl.depth_mask(flag != 0);
                 }
             }
@@ -300,20 +301,20 @@ impl KhrnServer {
                 } else {
                     w.fixeds::<2>(id)?
                 };
-                if let Some(c) = self.gl11(channel) {
+                if let Some(c) = self.context_mut(channel) {
                     c.gl.depth_rangef(near, far);
                 }
             }
             ids::GLCOLORMASK => {
                 let [r, g, b, a] = w.array::<4>(id)?.map(|v| v != 0);
-                if let Some(c) = self.gl11(channel) {
+                if let Some(c) = self.context_mut(channel) {
                     c.gl.color_mask(r, g, b, a);
                 }
             }
             ids::GLBLENDFUNCSEPARATE => {
                 // GLES 1.1 `glBlendFunc(s, d)` travels as `(s, d, s, d)`.
                 let [src_rgb, dst_rgb, _src_alpha, _dst_alpha] = w.array::<4>(id)?;
-                if let Some(c) = self.gl11(channel) {
+                if let Some(c) = self.context_mut(channel) {
                     c.gl.blend_func(src_rgb, dst_rgb);
                 }
             }
@@ -341,7 +342,10 @@ impl KhrnServer {
                 w.array::<4>(id)?;
             }
             ids::GLFRAMEBUFFERTEXTURE2D => {
-                w.array::<5>(id)?;
+                let [_target, attachment, textarget, texture, level] = w.array::<5>(id)?;
+                if let Some(c) = self.context_mut(channel) {
+                    attach_texture(c, attachment, textarget, texture, level as i32);
+                }
             }
             // ----- textures -----
             ids::GLACTIVETEXTURE => {
@@ -362,7 +366,7 @@ impl KhrnServer {
                         c.textures.insert(name);
                         let unit = c.active_unit;
                         c.bound_textures[unit] = name;
-                        if unit == 0 && c.api == Api::Gles11 {
+                        if unit == 0 {
                             c.gl.bind_texture(target, name);
                         }
                     }
@@ -453,7 +457,7 @@ impl KhrnServer {
             }
             ids::GLTEXPARAMETERF | ids::GLTEXPARAMETERI | ids::GLTEXPARAMETERX_11 => {
                 let [target, pname, param] = w.array::<3>(id)?;
-                if let Some(c) = self.gl11(channel) {
+                if let Some(c) = self.context_mut(channel) {
                     with_unit_texture(c, |gl| match id {
                         ids::GLTEXPARAMETERF => {
                             gl.tex_parameterf(target, pname, f32::from_bits(param))
@@ -464,7 +468,7 @@ impl KhrnServer {
             }
             ids::GLTEXPARAMETERFV | ids::GLTEXPARAMETERIV => {
                 let [target, pname, first, _, _, _] = w.array::<6>(id)?;
-                if let Some(c) = self.gl11(channel) {
+                if let Some(c) = self.context_mut(channel) {
                     with_unit_texture(c, |gl| match id {
                         ids::GLTEXPARAMETERFV => {
                             gl.tex_parameterf(target, pname, f32::from_bits(first))
@@ -536,7 +540,9 @@ impl KhrnServer {
             ids::GLFLUSH => {}
             ids::GLISENABLED => {
                 let cap = w.u32(id)?;
-                let enabled = self.gl11(channel).is_some_and(|c| c.gl.is_enabled(cap));
+                let enabled = self
+                    .context_mut(channel)
+                    .is_some_and(|c| c.gl.is_enabled(cap));
                 self.reply_u32(host, channel, u32::from(enabled));
             }
             ids::GLISTEXTURE | ids::GLISBUFFER => {
@@ -570,6 +576,28 @@ impl KhrnServer {
                         None => c.set_error(INVALID_VALUE),
                     }
                 }
+            }
+            ids::GLINTATTRIB => {
+                let [api, index] = w.array::<2>(id)?;
+                let value = w.floats::<4>(id)?;
+                if let Some(c) = self.context_mut(channel) {
+                    match c.current_attribs.get_mut(index as usize) {
+                        Some(v) if api == 2 => *v = value,
+                        Some(_) => {}
+                        None => c.set_error(INVALID_VALUE),
+                    }
+                }
+            }
+            ids::GLREADPIXELS => {
+                let [x, y, width, height, format, ty, align] = w.array::<7>(id)?;
+                let data = self.read_pixels(
+                    channel,
+                    [x, y, width, height].map(|v| v as i32),
+                    format,
+                    ty,
+                    align,
+                );
+                self.reply_out_bulk(host, channel, data);
             }
             ids::GLINTATTRIBENABLE => {
                 let [_api, index, enabled] = w.array::<3>(id)?;
@@ -610,7 +638,7 @@ impl KhrnServer {
                     .unwrap_or(0);
                 self.reply_u32(host, channel, max);
             }
-            ids::GLINTDRAWELEMENTS => self.draw_elements(channel, w)?,
+            ids::GLINTDRAWELEMENTS => self.draw_elements(channel, w, host)?,
             _ => return Ok(Flow::Unknown),
         }
         Ok(Flow::Continue)
@@ -646,6 +674,9 @@ impl KhrnServer {
                 let location = self.location(channel, kind, program, data);
                 self.reply_u32(host, channel, location as u32);
             }
+            PayloadAction::BindAttribLocation { program, index } => {
+                self.bind_attrib_location(channel, program, index, data);
+            }
             PayloadAction::ShaderLengths(state) => {
                 self.shader_lengths(channel, state, data, host)?
             }
@@ -662,13 +693,78 @@ impl KhrnServer {
         let Some(c) = self.contexts.get_mut(&current.context) else {
             return;
         };
-        if c.api == Api::Gles20 && c.framebuffer != 0 {
-            // Clearing a GLES 2.0 framebuffer object: there is nothing to render into.
+        if c.framebuffer != 0 {
+            // A framebuffer object: its colour texture is the target (renderbuffer
+            // attachments are not rendered).
+            if let Some(&texture) = c.color_attachments.get(&c.framebuffer) {
+                c.gl.render_to_texture(texture, |gl, s| gl.clear(mask, s));
+            }
             return;
         }
         if let Some(surface) = self.surfaces.get_mut(&current.draw) {
             c.gl.clear(mask, surface.back_mut());
         }
+    }
+
+    /// `glReadPixels`: `GL_RGBA`/`GL_UNSIGNED_BYTE` rows from the bottom up, each padded
+    /// to `align`; pixels outside the colour buffer read as zero. Other formats get
+    /// `GL_INVALID_OPERATION` and no data.
+    fn read_pixels(
+        &mut self,
+        channel: Channel,
+        rect: [i32; 4],
+        format: u32,
+        ty: u32,
+        align: u32,
+    ) -> Vec<u8> {
+        let current = self.current(channel);
+        let Some(c) = self.contexts.get_mut(&current.context) else {
+            return Vec::new();
+        };
+        let [x, y, w, h] = rect;
+        if w < 0 || h < 0 {
+            c.set_error(INVALID_VALUE);
+            return Vec::new();
+        }
+        if (format, ty) != (RGBA, UNSIGNED_BYTE) {
+            c.set_error(INVALID_OPERATION);
+            return Vec::new();
+        }
+        let align = u64::from(align.clamp(1, 8));
+        let pitch = (u64::from(w as u32) * 4).div_ceil(align) * align;
+        let len = pitch * u64::from(h as u32);
+        if len > u64::from(super::MAX_PAYLOAD) {
+            c.set_error(INVALID_VALUE);
+            return Vec::new();
+        }
+        let mut out = vec![0u8; len as usize];
+        // Rows of the source in GL order (row 0 = bottom).
+        let mut copy = |img: &vc_gles::Image| {
+            for j in 0..h {
+                let gy = y as i64 + i64::from(j);
+                if gy < 0 || gy >= i64::from(img.height) {
+                    continue;
+                }
+                let row = (i64::from(img.height) - 1 - gy) as u32;
+                for i in 0..w {
+                    let gx = x as i64 + i64::from(i);
+                    if gx < 0 || gx >= i64::from(img.width) {
+                        continue;
+                    }
+                    let at = (u64::from(j as u32) * pitch) as usize + i as usize * 4;
+                    out[at..at + 4].copy_from_slice(&img.get(gx as u32, row));
+                }
+            }
+        };
+        if c.framebuffer != 0 {
+            if let Some(&texture) = c.color_attachments.get(&c.framebuffer) {
+                // render_to_texture hands the texels over as an image (top row first).
+                c.gl.render_to_texture(texture, |_, s| copy(&s.color));
+            }
+        } else if let Some(surface) = self.surfaces.get(&current.draw) {
+            copy(&surface.buffers[surface.back].color);
+        }
+        out
     }
 
     /// The current GLES 1.1 context if texture unit 0 is active (the renderer's unit).
@@ -719,9 +815,6 @@ impl KhrnServer {
             c.set_error(INVALID_VALUE);
             return false;
         }
-        if c.api == Api::Gles20 {
-            return true;
-        }
         with_unit_texture(c, |gl| {
             gl.tex_image_2d(
                 args.target,
@@ -740,7 +833,7 @@ impl KhrnServer {
     }
 
     fn tex_sub_image(&mut self, channel: Channel, args: &TexArgs, pixels: &[u8]) {
-        let Some(c) = self.gl11(channel) else {
+        let Some(c) = self.context_mut(channel) else {
             return;
         };
         let (Ok(width), Ok(height)) = (u32::try_from(args.width), u32::try_from(args.height))
@@ -822,36 +915,6 @@ impl KhrnServer {
             None => c.set_error(INVALID_VALUE),
         }
     }
-
-    /// Location queries are answered from a per-context table of names in first-query
-    /// order, so the same name always gets the same location in every program.
-    fn location(
-        &mut self,
-        channel: Channel,
-        kind: LocationKind,
-        _program: u32,
-        name: &[u8],
-    ) -> i32 {
-        let Some(c) = self.context_mut(channel) else {
-            return -1;
-        };
-        let name = name.split(|&b| b == 0).next().unwrap_or_default();
-        if name.is_empty() || name.starts_with(b"gl_") {
-            return -1;
-        }
-        let (table, limit) = match kind {
-            LocationKind::Attrib => (&mut c.attrib_names, MAX_ATTRIBS.min(8)),
-            LocationKind::Uniform => (&mut c.uniform_names, 1024),
-        };
-        if let Some(i) = table.iter().position(|n| n == name) {
-            return i as i32;
-        }
-        if table.len() >= limit {
-            return -1;
-        }
-        table.push(name.to_vec());
-        (table.len() - 1) as i32
-    }
 }
 
 /// `glEnable`/`glDisable` for either API.
@@ -865,15 +928,15 @@ fn set_capability(c: &mut Context, cap: u32, enable: bool) {
                 c.gl.disable(cap);
             }
         }
-        // Of GLES 2.0 state only the scissor test affects the clears rendered.
-        Api::Gles20 if cap == SCISSOR_TEST => {
+        // GL_TEXTURE_2D is not a GLES 2.0 capability (shaders choose their textures).
+        Api::Gles20 if cap == TEXTURE_2D => c.set_error(INVALID_ENUM),
+        Api::Gles20 => {
             if enable {
                 c.gl.enable(cap);
             } else {
                 c.gl.disable(cap);
             }
         }
-        Api::Gles20 => {}
     }
 }
 
@@ -897,9 +960,7 @@ fn delete_names(c: &mut Context, kind: NameKind, names: &[u32]) {
                 c.textures.remove(name);
                 c.forget_texture(name);
             }
-            if c.api == Api::Gles11 {
-                c.gl.delete_textures(names);
-            }
+            c.gl.delete_textures(names);
         }
         NameKind::Buffers => {
             for &name in names {
@@ -918,6 +979,7 @@ fn delete_names(c: &mut Context, kind: NameKind, names: &[u32]) {
         NameKind::Framebuffers => {
             for &name in names {
                 c.framebuffers.remove(name);
+                c.color_attachments.remove(&name);
                 if c.framebuffer == name {
                     c.framebuffer = 0;
                 }
@@ -928,5 +990,24 @@ fn delete_names(c: &mut Context, kind: NameKind, names: &[u32]) {
                 c.renderbuffers.remove(name);
             }
         }
+    }
+}
+
+/// `glFramebufferTexture2D` on the bound framebuffer object.
+fn attach_texture(c: &mut Context, attachment: u32, textarget: u32, texture: u32, level: i32) {
+    if c.framebuffer == 0 {
+        return c.set_error(INVALID_OPERATION);
+    }
+    match attachment {
+        COLOR_ATTACHMENT0 if texture == 0 => {
+            c.color_attachments.remove(&c.framebuffer);
+        }
+        COLOR_ATTACHMENT0 if textarget != TEXTURE_2D || level != 0 => c.set_error(INVALID_VALUE),
+        COLOR_ATTACHMENT0 => {
+            c.color_attachments.insert(c.framebuffer, texture);
+        }
+        // Depth and stencil attachments are accepted and not rendered.
+        DEPTH_ATTACHMENT | STENCIL_ATTACHMENT => {}
+        _ => c.set_error(INVALID_ENUM),
     }
 }

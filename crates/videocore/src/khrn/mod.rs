@@ -74,6 +74,8 @@ mod draw;
 mod egl;
 mod gl;
 mod gl20;
+mod glsl;
+pub use glsl::BoundProgram;
 mod state;
 mod wire;
 

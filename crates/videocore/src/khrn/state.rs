@@ -10,14 +10,14 @@ pub(super) const MAX_CACHE_GROWS: u32 = 16;
 /// Live names recorded per name space; names past this are handed out but not tracked.
 pub(super) const MAX_NAMES: usize = 1 << 16;
 /// Texture units of the GL 1.1 renderer.
-pub(super) const TEXTURE_UNITS: usize = 4;
+pub(super) const TEXTURE_UNITS: usize = vc_gles::program::MAX_TEXTURE_UNITS;
 
 /// The client API of a context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Api {
     /// OpenGL ES 1.1: executed by the software renderer.
     Gles11,
-    /// OpenGL ES 2.0: framed and answered, renders only clears.
+    /// OpenGL ES 2.0: GLSL ES programs on the programmable pipeline.
     Gles20,
 }
 
@@ -77,11 +77,10 @@ impl Names {
     }
 }
 
-/// A GL 2.0 shader or program name (no compilation happens).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A GL 2.0 shader or program object.
 pub(super) enum Object20 {
-    Shader,
-    Program,
+    Shader(super::glsl::ShaderObject),
+    Program(super::glsl::ProgramObject),
 }
 
 /// One rendering context.
@@ -103,11 +102,15 @@ pub(super) struct Context {
     pub element_buffer: u32,
     pub framebuffers: Names,
     pub framebuffer: u32,
+    /// Texture attached as `GL_COLOR_ATTACHMENT0` of each framebuffer object.
+    pub color_attachments: BTreeMap<u32, u32>,
     pub renderbuffers: Names,
     pub objects: BTreeMap<u32, Object20>,
     pub next_object: u32,
-    pub uniform_names: Vec<Vec<u8>>,
-    pub attrib_names: Vec<Vec<u8>>,
+    /// `glUseProgram`'s program (0: none).
+    pub current_program: u32,
+    /// `glVertexAttrib*` values by location.
+    pub current_attribs: [[f32; 4]; vc_gles::program::MAX_VERTEX_ATTRIBS],
 }
 
 impl Context {
@@ -129,11 +132,12 @@ impl Context {
             element_buffer: 0,
             framebuffers: Names::default(),
             framebuffer: 0,
+            color_attachments: BTreeMap::new(),
             renderbuffers: Names::default(),
             objects: BTreeMap::new(),
             next_object: 0,
-            uniform_names: Vec::new(),
-            attrib_names: Vec::new(),
+            current_program: 0,
+            current_attribs: [[0.0, 0.0, 0.0, 1.0]; vc_gles::program::MAX_VERTEX_ATTRIBS],
         }
     }
 
@@ -148,12 +152,7 @@ impl Context {
     pub fn take_error(&mut self) -> u32 {
         let own = std::mem::take(&mut self.error);
         let renderer = self.gl.get_error();
-        match (own, self.api) {
-            (0, Api::Gles11) => renderer,
-            // GLES 2.0 state the fixed-function renderer rejects is not a client error.
-            (0, Api::Gles20) => 0,
-            (own, _) => own,
-        }
+        if own == 0 { renderer } else { own }
     }
 
     /// `GLINTCACHEGROW`: double the cache (64 bytes after the first grow).
@@ -296,6 +295,7 @@ pub(super) enum PayloadAction {
     BufferData { target: u32, size: u32 },
     BufferSubData { target: u32, offset: u32 },
     Location { kind: LocationKind, program: u32 },
+    BindAttribLocation { program: u32, index: u32 },
     ShaderLengths(ShaderSource),
     ShaderStringLength(ShaderSource),
     ShaderString(ShaderSource),

@@ -530,7 +530,34 @@ fn khrn_hello_triangle_second_frame_is_one_message() {
     assert_eq!(server.stats().swaps, 4);
 }
 
-// ----- hello_triangle2 (GLES 2.0): reply discipline without rendering ------------------------
+// ----- hello_triangle2 (GLES 2.0): reply discipline, compiled shaders ------------------------
+
+const T2_VERTEX: &str = "attribute vec4 vertex;
+varying vec2 tcoord;
+void main(void) { gl_Position = vertex; tcoord = vertex.xy * 0.5 + 0.5; }
+";
+const T2_JULIA: &str = "precision mediump float;
+uniform vec4 color;
+uniform vec2 scale;
+uniform vec2 offset;
+uniform sampler2D tex;
+uniform vec2 centre;
+varying vec2 tcoord;
+void main(void) {
+    vec2 z = (gl_FragCoord.xy - centre) * scale + (offset - centre) * scale;
+    gl_FragColor = mix(texture2D(tex, tcoord), color, clamp(dot(z, z), 0.0, 1.0));
+}
+";
+const T2_MANDELBROT: &str = "precision mediump float;
+uniform vec2 scale;
+uniform vec2 offset;
+uniform vec2 centre;
+varying vec2 tcoord;
+void main(void) {
+    vec2 c = (offset - centre) * scale;
+    gl_FragColor = vec4(0.0, 1.0, 0.0, 1.0) + vec4(c * 0.0, 0.0, 0.0);
+}
+";
 
 #[test]
 fn khrn_hello_triangle2_reply_discipline() {
@@ -567,35 +594,39 @@ fn khrn_hello_triangle2_reply_discipline() {
     assert_eq!(exchange(&mut server, m, &[]), [reply(&[0])]);
 
     // Three shaders: create (R), source (len + string payloads), compile + check.
-    let sources: [(u32, usize); 3] = [(0x8b31, 127), (0x8b30, 764), (0x8b30, 524)];
-    for (i, (kind, len)) in sources.into_iter().enumerate() {
+    let sources: [(u32, &str); 3] = [
+        (0x8b31, T2_VERTEX),
+        (0x8b30, T2_JULIA),
+        (0x8b30, T2_MANDELBROT),
+    ];
+    for (i, (kind, text)) in sources.into_iter().enumerate() {
         let shader = i as u32 + 1;
         let m = mc2().cmd(GLCREATESHADER_20, &[kind]);
         assert_eq!(exchange(&mut server, m, &[]), [reply(&[shader])]);
-        let text = vec![b'x'; len];
+        let text = [text.as_bytes(), b"\0"].concat();
+        let len = text.len();
         let m = mc2().cmd(GLSHADERSOURCE_20, &[shader, 1, len as u32 + 12, 0]);
         assert_eq!(m.len(), 56);
         let len_word = (len as u32).to_le_bytes();
         assert_eq!(exchange(&mut server, m, &[&len_word, &text]), []);
         assert!(!server.payload_pending(Channel::Khrn));
-        let m = get_error(mc2().cmd(GLCOMPILESHADER_20, &[shader]));
-        assert_eq!(exchange(&mut server, m, &[]), [reply(&[0])]);
+        let m = get_error(
+            mc2()
+                .cmd(GLCOMPILESHADER_20, &[shader])
+                .cmd(GLGETSHADERIV_20, &[shader, 0x8b81]),
+        );
+        assert_eq!(
+            exchange(&mut server, m, &[]),
+            [reply(&[4, 1]), reply(&[0])],
+            "shader {shader} compiles"
+        );
     }
 
-    // Programs and locations (names numbered in first-query order).
+    // Programs and locations: every uniform the shaders use is active, each at its own
+    // location.
     for (program, shader, uniforms) in [
-        (
-            4,
-            2,
-            &[
-                ("color", 0),
-                ("scale", 1),
-                ("offset", 2),
-                ("tex", 3),
-                ("centre", 4),
-            ][..],
-        ),
-        (5, 3, &[("scale", 1), ("offset", 2), ("centre", 4)][..]),
+        (4, 2, &["color", "scale", "offset", "tex", "centre"][..]),
+        (5, 3, &["scale", "offset", "centre"][..]),
     ] {
         let m = mc2().cmd(GLCREATEPROGRAM_20, &[]);
         assert_eq!(exchange(&mut server, m, &[]), [reply(&[program])]);
@@ -603,20 +634,32 @@ fn khrn_hello_triangle2_reply_discipline() {
             mc2()
                 .cmd(GLATTACHSHADER_20, &[program, 1])
                 .cmd(GLATTACHSHADER_20, &[program, shader])
-                .cmd(GLLINKPROGRAM_20, &[program]),
+                .cmd(GLLINKPROGRAM_20, &[program])
+                .cmd(GLGETPROGRAMIV_20, &[program, 0x8b82]),
         );
-        assert_eq!(exchange(&mut server, m, &[]), [reply(&[0])]);
+        assert_eq!(exchange(&mut server, m, &[]), [reply(&[4, 1]), reply(&[0])]);
         let m = mc2().cmd(GLGETATTRIBLOCATION_20, &[program, 7]);
         assert_eq!(exchange(&mut server, m, &[b"vertex\0"]), [reply(&[0])]);
-        for &(name, location) in uniforms {
+        let mut seen = Vec::new();
+        for &name in uniforms {
             let bytes = [name.as_bytes(), b"\0"].concat();
             let m = mc2().cmd(GLGETUNIFORMLOCATION_20, &[program, bytes.len() as u32]);
-            assert_eq!(
-                exchange(&mut server, m, &[&bytes]),
-                [reply(&[location])],
-                "{name}"
+            let got = exchange(&mut server, m, &[&bytes]);
+            let [Event::Reply(_, data)] = got.as_slice() else {
+                panic!("{name}: {got:?}");
+            };
+            let location = i32::from_le_bytes(data[..4].try_into().unwrap());
+            assert!(
+                location >= 0 && !seen.contains(&location),
+                "{name}: {location}"
             );
+            seen.push(location);
         }
+        let m = mc2().cmd(GLGETUNIFORMLOCATION_20, &[program, 8]);
+        assert_eq!(
+            exchange(&mut server, m, &[b"missing\0"]),
+            [reply(&[u32::MAX])]
+        );
     }
 
     // Objects named by the server.
@@ -664,10 +707,15 @@ fn khrn_hello_triangle2_reply_discipline() {
             .cmd(GLINTATTRIBENABLE, &[2, 0, 1])
             .cmd(GLBINDFRAMEBUFFER, &[0x8d40, 1])
             .cmd(GLUSEPROGRAM_20, &[5])
-            .cmdf(GLUNIFORM2F_20, &[f32::from_bits(1), 0.003, 0.003])
             .cmd(GLINTDRAWELEMENTS, &[6, 4, 0, 0, 0]),
     );
     assert_eq!(exchange(&mut server, m, &[]), [reply(&[0])]);
+    // The program drew green into the RGB565 texture: read it back through the FBO.
+    let m = mc2().cmd(GLREADPIXELS, &[0, 0, 2, 1, 0x1908, 0x1401, 4]);
+    assert_eq!(
+        exchange(&mut server, m, &[]),
+        [reply(&[8]), reply(&[0xff00ff00, 0xff00ff00])]
+    );
     assert_eq!(exchange(&mut server, mc2().cmd(GLFLUSH, &[]), &[]), []);
     assert_eq!(
         exchange(&mut server, mc2().cmd(GLFINISH, &[]), &[]),
