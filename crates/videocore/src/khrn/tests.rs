@@ -1353,3 +1353,171 @@ fn khrn_truncated_trace_messages_never_panic() {
         }
     }
 }
+
+// ----- GLES 2.0: errors and hostile shaders -------------------------------------------------
+
+/// A server with a GLES 2.0 context and a 32×32 window surface; returns a closure-free
+/// helper set: (server, host, make-current message builder).
+fn gles2_setup() -> (KhrnServer, MockHost) {
+    let mut server = KhrnServer::new(42);
+    let mut host = MockHost::default();
+    send(
+        &mut server,
+        &mut host,
+        &Msg::mc(42, 0, 0, 0).cmd(EGLINTCREATEGLES20, &[0, 1]).cmd(
+            EGLINTCREATESURFACE,
+            &[5, 2, 32, 32, 0x9428, !0, !0, !0, 0, 0, 0, 0, 7, 0],
+        ),
+    );
+    assert_eq!(host.take(), [reply(&[CTX]), reply(&[12, 32, 32, SURF])]);
+    (server, host)
+}
+
+fn mc2_42() -> Msg {
+    Msg::mc(42, 2, CTX, SURF)
+}
+
+/// Creates a shader of `kind` with `source` (one string, length computed) and compiles it.
+fn shader(server: &mut KhrnServer, host: &mut MockHost, kind: u32, source: &str) -> u32 {
+    send(server, host, &mc2_42().cmd(GLCREATESHADER_20, &[kind]));
+    let events = host.take();
+    let [Event::Reply(_, r)] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    let name = u32::from_le_bytes(r[..4].try_into().unwrap());
+    let text = [source.as_bytes(), b"\0"].concat();
+    send(
+        server,
+        host,
+        &mc2_42().cmd(GLSHADERSOURCE_20, &[name, 1, text.len() as u32 + 12, 0]),
+    );
+    for p in [&(text.len() as u32).to_le_bytes()[..], &text] {
+        server.handle_message(Channel::Khrn, p, host).unwrap();
+    }
+    send(server, host, &mc2_42().cmd(GLCOMPILESHADER_20, &[name]));
+    name
+}
+
+#[test]
+fn gles2_compile_errors_are_reported_in_the_status_and_the_log_not_as_gl_errors() {
+    let (mut server, mut host) = gles2_setup();
+    let bad = shader(
+        &mut server,
+        &mut host,
+        0x8b30,
+        "void main() { gl_FragColor = vec3(1.0); }",
+    );
+    send(
+        &mut server,
+        &mut host,
+        &mc2_42()
+            .cmd(GLGETSHADERIV_20, &[bad, 0x8b81])
+            .cmd(GLGETSHADERINFOLOG_20, &[bad, 1000])
+            .cmd(GLGETERROR, &[]),
+    );
+    let events = host.take();
+    assert_eq!(events[0], reply(&[4, 0]), "COMPILE_STATUS false");
+    let Event::Reply(_, log) = &events[3] else {
+        panic!("{events:?}")
+    };
+    let text = String::from_utf8_lossy(log);
+    assert!(text.contains("ERROR: 0:1:"), "{text}");
+    assert_eq!(events[4], reply(&[0]), "a failed compile is not a GL error");
+
+    // Wrong object kinds and unknown names are GL errors.
+    send(
+        &mut server,
+        &mut host,
+        &mc2_42().cmd(GLCREATEPROGRAM_20, &[]),
+    );
+    let program = host.take().len() as u32; // one reply
+    assert_eq!(program, 1);
+    for (cmd, args, want) in [
+        (GLCOMPILESHADER_20, vec![999], 0x0501), // unknown name: INVALID_VALUE
+        (GLCOMPILESHADER_20, vec![2], 0x0502),   // a program: INVALID_OPERATION
+        (GLUSEPROGRAM_20, vec![2], 0x0502),      // not linked
+        (GLUNIFORM1F_20, vec![0, 0], 0x0502),    // no current program
+        (GLCREATESHADER_20, vec![0x1234], 0x0500), // INVALID_ENUM (and name 0)
+    ] {
+        send(
+            &mut server,
+            &mut host,
+            &mc2_42().cmd(cmd, &args).cmd(GLGETERROR, &[]),
+        );
+        let events = host.take();
+        assert_eq!(
+            events.last(),
+            Some(&reply(&[want])),
+            "{cmd:#x} {args:?}: {events:?}"
+        );
+    }
+}
+
+#[test]
+fn gles2_a_shader_that_never_ends_stops_its_draw_and_the_server_keeps_serving() {
+    let (mut server, mut host) = gles2_setup();
+    let vs = shader(
+        &mut server,
+        &mut host,
+        0x8b31,
+        "attribute vec4 vertex; void main() { gl_Position = vertex; }",
+    );
+    let fs = shader(
+        &mut server,
+        &mut host,
+        0x8b30,
+        "precision mediump float; uniform float k; void main() { float x = 0.0; \
+         for (int i = 0; i < 1; i += 0) { x += k; } gl_FragColor = vec4(x); }",
+    );
+    send(
+        &mut server,
+        &mut host,
+        &mc2_42().cmd(GLCREATEPROGRAM_20, &[]),
+    );
+    let program = 3;
+    assert_eq!(host.take(), [reply(&[program])]);
+    let quad: Vec<u32> = [
+        -1f32, -1., 0., 1., 1., -1., 0., 1., 1., 1., 0., 1., -1., 1., 0., 1.,
+    ]
+    .iter()
+    .map(|f| f.to_bits())
+    .collect();
+    send(
+        &mut server,
+        &mut host,
+        &mc2_42()
+            .cmd(GLATTACHSHADER_20, &[program, vs])
+            .cmd(GLATTACHSHADER_20, &[program, fs])
+            .cmd(GLLINKPROGRAM_20, &[program])
+            .cmd(GLGETPROGRAMIV_20, &[program, 0x8b82])
+            .cmd(GLUSEPROGRAM_20, &[program])
+            .cmd(GLINTCACHEGROW, &[])
+            .cmd(GLINTCACHEDATA, &[[0, 64].as_slice(), &quad].concat())
+            .cmd(GLINTATTRIBPOINTER, &[2, 0, 4, 0x1406, 0, 16, 0])
+            .cmd(GLINTATTRIBENABLE, &[2, 0, 1]),
+    );
+    let events = host.take();
+    assert_eq!(events[0], reply(&[4, 1]), "links: {events:?}");
+    // The draw: the first quad runs out of its steps; the draw stops with a log line.
+    let mut cache = [!0u32; 20];
+    cache[0] = 0;
+    cache[1] = 0;
+    let mut args = vec![6, 4, 0, 0, 1];
+    args.extend_from_slice(&cache);
+    send(
+        &mut server,
+        &mut host,
+        &mc2_42().cmd(GLINTDRAWELEMENTS, &args).cmd(GLGETERROR, &[]),
+    );
+    assert_eq!(host.take(), [reply(&[0])]);
+    assert!(
+        host.logs
+            .iter()
+            .any(|l| l.contains("draw stopped") && l.contains("budget")),
+        "{:?}",
+        host.logs
+    );
+    // And it still answers.
+    send(&mut server, &mut host, &mc2_42().cmd(GLFINISH, &[]));
+    assert_eq!(host.take(), [reply(&[0])]);
+}
