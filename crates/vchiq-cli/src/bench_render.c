@@ -15,10 +15,10 @@
  * With FRAME1.rgba, frame 1's pixels are written there, top row first.
  * Exit status 2 and a message on stderr when EGL or GL cannot be set up.
  */
-#include <EGL/egl.h>
-#include <EGL/eglext.h>
 #include <GLES/gl.h>
 #include <GLES/glext.h>
+#define BENCH_NAME "bench_render"
+#include "bench_egl.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,18 +38,6 @@ static const GLbyte quadx[24 * 3] = {
 static const float face_rot[6][4] = {
     {270, 0, 0, 1}, {90, 0, 0, 1}, {90, 1, 0, 0}, {90, 1, 0, 0}, {270, 0, 1, 0}, {90, 0, 1, 0},
 };
-
-static int fail(const char *what) {
-    fprintf(stderr, "bench_render: %s (EGL error 0x%x, GL error 0x%x)\n", what,
-            (unsigned)eglGetError(), (unsigned)glGetError());
-    return 2;
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void draw_frame(const GLuint tex[6], unsigned k) {
     /* update_model: 0.5 degrees per frame about x and y, wrapped at 360; z flips 360/0. */
@@ -90,33 +78,10 @@ int main(int argc, char **argv) {
     fclose(tf);
 
     EGLDisplay dpy = EGL_NO_DISPLAY;
-    const char *client_ext = eglQueryString(EGL_NO_DISPLAY, EGL_EXTENSIONS);
-    PFNEGLGETPLATFORMDISPLAYEXTPROC get_platform_display =
-        (PFNEGLGETPLATFORMDISPLAYEXTPROC)eglGetProcAddress("eglGetPlatformDisplayEXT");
-    if (client_ext && strstr(client_ext, "EGL_MESA_platform_surfaceless") && get_platform_display)
-        dpy = get_platform_display(EGL_PLATFORM_SURFACELESS_MESA, EGL_DEFAULT_DISPLAY, NULL);
-    if (dpy == EGL_NO_DISPLAY)
-        dpy = eglGetDisplay(EGL_DEFAULT_DISPLAY);
-    if (dpy == EGL_NO_DISPLAY)
-        return fail("no EGL display");
-    EGLint major, minor;
-    if (!eglInitialize(dpy, &major, &minor))
-        return fail("eglInitialize failed");
-    if (!eglBindAPI(EGL_OPENGL_ES_API))
-        return fail("eglBindAPI(EGL_OPENGL_ES_API) failed");
-    /* Any ES 1 config will do: the rendering goes to an RGBA8 framebuffer object. */
-    const EGLint cfg_attrs[] = {EGL_SURFACE_TYPE, EGL_PBUFFER_BIT, EGL_RENDERABLE_TYPE,
-                                EGL_OPENGL_ES_BIT, EGL_NONE};
-    EGLConfig cfg;
-    EGLint n = 0;
-    if (!eglChooseConfig(dpy, cfg_attrs, &cfg, 1, &n) || n < 1)
-        return fail("no EGL config for OpenGL ES 1");
-    const EGLint ctx_attrs[] = {EGL_CONTEXT_CLIENT_VERSION, 1, EGL_NONE};
-    EGLContext ctx = eglCreateContext(dpy, cfg, EGL_NO_CONTEXT, ctx_attrs);
-    if (ctx == EGL_NO_CONTEXT)
-        return fail("eglCreateContext(OpenGL ES 1) failed");
-    if (!eglMakeCurrent(dpy, EGL_NO_SURFACE, EGL_NO_SURFACE, ctx))
-        return fail("eglMakeCurrent without a surface failed (EGL_KHR_surfaceless_context)");
+    EGLContext ctx = EGL_NO_CONTEXT;
+    int status = egl_current(1, &dpy, &ctx);
+    if (status)
+        return status;
     const char *gl_ext = (const char *)glGetString(GL_EXTENSIONS);
     if (!gl_ext || !strstr(gl_ext, "GL_OES_framebuffer_object"))
         return fail("GL_OES_framebuffer_object missing");

@@ -17,9 +17,9 @@
  * With FRAME1.rgba, frame 1's pixels are written there, top row first.
  * Exit status 2 and a message on stderr when EGL or GL cannot be set up.
  */
-#include <EGL/egl.h>
-#include <EGL/eglext.h>
 #include <GLES2/gl2.h>
+#define BENCH_NAME "bench_render2"
+#include "bench_egl.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,18 +27,6 @@
 
 /* GL_OES_rgb8_rgba8: an RGBA8 renderbuffer, as the window surface. */
 #define RGBA8_OES 0x8058
-
-static int fail(const char *what) {
-    fprintf(stderr, "bench_render2: %s (EGL error 0x%x, GL error 0x%x)\n", what,
-            (unsigned)eglGetError(), (unsigned)glGetError());
-    return 2;
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static char *slurp(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -124,32 +112,10 @@ int main(int argc, char **argv) {
     }
 
     EGLDisplay dpy = EGL_NO_DISPLAY;
-    const char *client_ext = eglQueryString(EGL_NO_DISPLAY, EGL_EXTENSIONS);
-    PFNEGLGETPLATFORMDISPLAYEXTPROC get_platform_display =
-        (PFNEGLGETPLATFORMDISPLAYEXTPROC)eglGetProcAddress("eglGetPlatformDisplayEXT");
-    if (client_ext && strstr(client_ext, "EGL_MESA_platform_surfaceless") && get_platform_display)
-        dpy = get_platform_display(EGL_PLATFORM_SURFACELESS_MESA, EGL_DEFAULT_DISPLAY, NULL);
-    if (dpy == EGL_NO_DISPLAY)
-        dpy = eglGetDisplay(EGL_DEFAULT_DISPLAY);
-    if (dpy == EGL_NO_DISPLAY)
-        return fail("no EGL display");
-    EGLint major, minor;
-    if (!eglInitialize(dpy, &major, &minor))
-        return fail("eglInitialize failed");
-    if (!eglBindAPI(EGL_OPENGL_ES_API))
-        return fail("eglBindAPI(EGL_OPENGL_ES_API) failed");
-    const EGLint cfg_attrs[] = {EGL_SURFACE_TYPE, EGL_PBUFFER_BIT, EGL_RENDERABLE_TYPE,
-                                EGL_OPENGL_ES2_BIT, EGL_NONE};
-    EGLConfig cfg;
-    EGLint n = 0;
-    if (!eglChooseConfig(dpy, cfg_attrs, &cfg, 1, &n) || n < 1)
-        return fail("no EGL config for OpenGL ES 2");
-    const EGLint ctx_attrs[] = {EGL_CONTEXT_CLIENT_VERSION, 2, EGL_NONE};
-    EGLContext ctx = eglCreateContext(dpy, cfg, EGL_NO_CONTEXT, ctx_attrs);
-    if (ctx == EGL_NO_CONTEXT)
-        return fail("eglCreateContext(OpenGL ES 2) failed");
-    if (!eglMakeCurrent(dpy, EGL_NO_SURFACE, EGL_NO_SURFACE, ctx))
-        return fail("eglMakeCurrent without a surface failed (EGL_KHR_surfaceless_context)");
+    EGLContext ctx = EGL_NO_CONTEXT;
+    int status = egl_current(2, &dpy, &ctx);
+    if (status)
+        return status;
 
     GLuint vs = shader(GL_VERTEX_SHADER, argv[4]);
     GLuint mfs = shader(GL_FRAGMENT_SHADER, argv[5]);

@@ -576,6 +576,8 @@ pub(crate) struct Mesa {
 
 /// The baseline program, written for this project.
 const BASELINE_C: &str = include_str!("bench_render.c");
+/// The EGL set-up both baseline programs include.
+const BASELINE_EGL_H: &str = include_str!("bench_egl.h");
 
 /// Builds and runs the baseline; the error is the reason it was skipped.
 fn mesa_baseline(frames: u32, images: &[Vec<u8>; 3]) -> std::result::Result<Mesa, String> {
@@ -621,7 +623,10 @@ pub(crate) fn run_mesa(
     let src = dir.join(format!("{name}.c"));
     let exe = dir.join(name);
     let frame1 = dir.join("frame1.rgba");
-    std::fs::write(&src, source).map_err(|e| format!("writing {}: {e}", src.display()))?;
+    let header = dir.join("bench_egl.h");
+    for (path, text) in [(&src, source), (&header, BASELINE_EGL_H)] {
+        std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let out = Command::new(&cc)
         .arg("-O2")
