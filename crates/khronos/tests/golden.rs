@@ -378,62 +378,7 @@ fn check_analytically(k: u32, px: &Frame, texels: &Texels) -> String {
 // ------------------------------------------------------------------ golden images
 
 fn golden_path(k: u32) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(format!("frame-{k:04}.png"))
-}
-
-fn updating() -> bool {
-    std::env::var_os("VCHIQ_UPDATE_GOLDEN").is_some_and(|v| v == "1")
-}
-
-fn write_png(path: &PathBuf, px: &Frame) {
-    let rgb: Vec<u8> = px.iter().flat_map(|p| [p[0], p[1], p[2]]).collect();
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, W, H);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::High);
-        enc.write_header().unwrap().write_image_data(&rgb).unwrap();
-    }
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, out).unwrap();
-}
-
-fn read_png(path: &PathBuf) -> Vec<[u8; 3]> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; create it with VCHIQ_UPDATE_GOLDEN=1 cargo test -p khronos --test golden",
-            path.display()
-        )
-    });
-    let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
-    dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = dec.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!((info.width, info.height), (W, H), "{}", path.display());
-    let channels = info.color_type.samples();
-    assert!(channels >= 3, "{}: not an RGB image", path.display());
-    buf[..info.buffer_size()]
-        .chunks_exact(channels)
-        .map(|c| [c[0], c[1], c[2]])
-        .collect()
-}
-
-/// Compares with the golden image; returns (share within tolerance, worst channel
-/// difference, pixels outside the tolerance).
-fn compare(px: &Frame, golden: &[[u8; 3]]) -> (f64, u8, usize) {
-    assert_eq!(px.len(), golden.len());
-    let mut worst = 0u8;
-    let mut outside = 0usize;
-    for (p, g) in px.iter().zip(golden) {
-        let d = (0..3).map(|c| p[c].abs_diff(g[c])).max().unwrap_or(0);
-        worst = worst.max(d);
-        outside += usize::from(d > CHANNEL_TOLERANCE);
-    }
-    (1.0 - outside as f64 / px.len() as f64, worst, outside)
+    harness::golden::path(&format!("frame-{k:04}.png"))
 }
 
 // ------------------------------------------------------------------ the test
@@ -521,12 +466,16 @@ fn golden_frames_through_the_khrn_server() {
     let mut worst_share = 1.0f64;
     for (k, px) in frames.iter().filter(|(k, _)| GOLDEN_FRAMES.contains(k)) {
         let path = golden_path(*k);
-        if updating() {
-            write_png(&path, px);
+        if harness::golden::updating() {
+            harness::golden::write_png(&path, W, H, px);
             report.push(format!("frame {k}: wrote {}", path.display()));
             continue;
         }
-        let (share, worst, outside) = compare(px, &read_png(&path));
+        let (share, worst, outside) = harness::golden::compare(
+            px,
+            &harness::golden::read_png(&path, W, H),
+            CHANNEL_TOLERANCE,
+        );
         worst_share = worst_share.min(share);
         report.push(format!(
             "frame {k}: {:.3}% of pixels within ±{CHANNEL_TOLERANCE} of the golden image \

@@ -101,4 +101,20 @@ fn hello_triangle2_draws_the_julia_set_over_the_mandelbrot_texture() {
     // Not a flat picture: the Julia set's colour and the Mandelbrot texture both show.
     let distinct: std::collections::BTreeSet<[u8; 4]> = px.iter().copied().collect();
     assert!(distinct.len() > 20, "{} colours", distinct.len());
+
+    // And the golden image (this renderer's frame, checked by eye: see
+    // tests/golden/README.md).
+    let path = harness::golden::path("hello_triangle2-0001.png");
+    if harness::golden::updating() {
+        harness::golden::write_png(&path, w, h, &px);
+        return;
+    }
+    let (share, worst, outside) =
+        harness::golden::compare(&px, &harness::golden::read_png(&path, w, h), 2);
+    assert!(
+        share >= 0.995,
+        "{:.3}% of pixels within ±2 of {} ({outside} outside, largest difference {worst})",
+        100.0 * share,
+        path.display()
+    );
 }

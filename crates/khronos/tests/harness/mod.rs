@@ -4,6 +4,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+#[allow(dead_code)] // not every test binary compares golden images
+pub mod golden;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
