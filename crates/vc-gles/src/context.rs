@@ -72,11 +72,11 @@ fn is_compare_func(f: u32) -> bool {
 #[derive(Debug)]
 pub struct Gles11 {
     error: u32,
-    clear_color: [f32; 4],
-    clear_depth: f32,
+    pub(crate) clear_color: [f32; 4],
+    pub(crate) clear_depth: f32,
     caps: BTreeSet<u32>,
     pub(crate) viewport: Option<[i32; 4]>,
-    scissor: Option<[i32; 4]>,
+    pub(crate) scissor: Option<[i32; 4]>,
     pub(crate) cull_mode: u32,
     pub(crate) front_face: u32,
     pub(crate) depth_func: u32,

@@ -83,6 +83,7 @@ pub mod gl;
 pub mod image;
 pub mod math;
 pub mod program;
+pub mod query;
 mod raster;
 mod texture;
 
@@ -94,5 +95,6 @@ pub use math::{Mat4, Vec4};
 pub use program::{
     DrawStats, GenericAttribs, QuadIn, QuadOut, ShaderFault, ShaderProgram, ShaderTextures,
 };
+pub use query::StateValue;
 pub use raster::{MAX_RENDER_DIM, MAX_VIEWPORT_DIMS, SUBPIXEL_BITS, TILE};
 pub use texture::{MAX_TEXTURE_LEVELS, MAX_TEXTURE_SIZE};

@@ -75,6 +75,7 @@ mod egl;
 mod gl;
 mod gl20;
 mod glsl;
+mod query;
 pub use glsl::BoundProgram;
 mod state;
 mod wire;
@@ -442,7 +443,10 @@ impl KhrnServer {
     ) -> Result<Flow, KhrnError> {
         match id & ids::BASE_MASK {
             ids::EGLBASE | ids::KHRNMISC => self.egl_command(channel, id, words, host),
-            ids::GLBASE | ids::GLBASE_11 => self.gl_command(channel, id, words, host),
+            ids::GLBASE | ids::GLBASE_11 => match self.gl_command(channel, id, words, host)? {
+                Flow::Unknown => self.query_command(channel, id, words, host),
+                flow => Ok(flow),
+            },
             ids::GLBASE_20 => self.gl20_command(channel, id, words, host),
             _ => Ok(Flow::Unknown),
         }
@@ -454,6 +458,15 @@ impl KhrnServer {
     fn reply_u32(&mut self, host: &mut dyn KhrnHost, channel: Channel, value: u32) {
         self.stats.replies += 1;
         host.reply(channel, &value.to_le_bytes());
+    }
+
+    /// An `_OUT_CTRL` answer of bytes (`GLboolean`s): one message `[len, data]`.
+    fn reply_out_ctrl_bytes(&mut self, host: &mut dyn KhrnHost, channel: Channel, data: &[u8]) {
+        let mut msg = Vec::with_capacity(4 + data.len());
+        msg.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        msg.extend_from_slice(data);
+        self.stats.replies += 1;
+        host.reply(channel, &msg);
     }
 
     /// An `_OUT_CTRL` answer: one message `[len, data]`.

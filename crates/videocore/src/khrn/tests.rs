@@ -1521,3 +1521,41 @@ fn gles2_a_shader_that_never_ends_stops_its_draw_and_the_server_keeps_serving() 
     send(&mut server, &mut host, &mc2_42().cmd(GLFINISH, &[]));
     assert_eq!(host.take(), [reply(&[0])]);
 }
+
+#[test]
+fn gl_state_queries_answer_every_call() {
+    let (mut server, mut host) = gles2_setup();
+    send(
+        &mut server,
+        &mut host,
+        &mc2_42()
+            .cmd(GLVIEWPORT, &[1, 2, 30, 31])
+            .cmd(GLGETINTEGERV, &[0x0ba2]) // VIEWPORT
+            .cmd(GLGETINTEGERV, &[0x0d33]) // MAX_TEXTURE_SIZE
+            .cmd(GLGETINTEGERV, &[0x8869]) // MAX_VERTEX_ATTRIBS
+            .cmd(GLENABLE, &[0x0be2]) // BLEND
+            .cmd(GLGETBOOLEANV, &[0x0be2])
+            .cmdf(GLCLEARCOLOR, &[0.5, 0.25, 0.0, 1.0])
+            .cmd(GLGETFLOATV, &[0x0c22]) // COLOR_CLEAR_VALUE
+            .cmd(GLGETINTEGERV, &[0xdead])
+            .cmd(GLGETERROR, &[])
+            .cmd(GLISFRAMEBUFFER, &[7])
+            .cmd(GLGETBUFFERPARAMETERIV, &[0x8892, 0x8764]),
+    );
+    let f = |v: f32| v.to_bits();
+    assert_eq!(
+        host.take(),
+        [
+            reply(&[16, 1, 2, 30, 31]),
+            reply(&[4, 2048]),
+            reply(&[4, 8]),
+            Event::Reply(Channel::Khrn, vec![1, 0, 0, 0, 1]),
+            reply(&[16, f(0.5), f(0.25), f(0.0), f(1.0)]),
+            reply(&[0]),
+            reply(&[0x0500]),
+            reply(&[0]),
+            reply(&[4, 0]),
+        ]
+    );
+    assert_eq!(server.stats().unknown_commands, 0);
+}
