@@ -299,7 +299,10 @@ fn wrong_argument_types_are_errors() {
 }
 
 /// Records each lookup so tests can check coordinates, units and LOD.
-struct Recorder(std::sync::Mutex<Vec<(u32, bool, [f32; 3], f32)>>);
+/// (unit, cube, coordinates, lod) of one lookup.
+type Lookup = (u32, bool, [f32; 3], f32);
+
+struct Recorder(std::sync::Mutex<Vec<Lookup>>);
 
 impl Textures for Recorder {
     fn sample(&self, unit: u32, cube: bool, coord: [f32; 3], lod: f32) -> [f32; 4] {
