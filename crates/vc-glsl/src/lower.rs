@@ -2160,7 +2160,7 @@ impl L<'_> {
         if let Some(why) = p.readonly {
             return self.err(line, "assign", format!("l-value required ({why})"));
         }
-        if p.ty.has_array() {
+        if matches!(p.ty, Ty::Array(..)) {
             return self.err(line, "assign", "arrays can't be assigned");
         }
         let v = match op {
