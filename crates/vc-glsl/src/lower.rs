@@ -1851,6 +1851,10 @@ impl L<'_> {
     // ---- expressions -----------------------------------------------------------------
 
     fn rv(&mut self, e: &Expr) -> R<Val> {
+        if self.too_big {
+            // Stop walking (an exponential inlining would otherwise keep recursing).
+            return Err(());
+        }
         let line = e.line;
         match &e.kind {
             ExprKind::Int(v) => Ok(Val {
