@@ -25,6 +25,8 @@ use crate::types::{Sc, StructTy, Ty};
 const CONST_BIT: u32 = 1 << 31;
 /// Instructions a program may lower to (inlining can grow code exponentially).
 const MAX_CODE: usize = 1 << 20;
+/// Nesting of IR blocks after inlining.
+const MAX_NEST: u32 = 512;
 /// Registers a program may use.
 const MAX_REGS: u32 = 1 << 20;
 
@@ -220,6 +222,7 @@ struct L<'d> {
     uses_frag_color: bool,
     struct_ids: usize,
     emit_error: Option<(u32, String, String)>,
+    nest: u32,
 }
 
 fn is_builtin_fn(name: &str) -> bool {
@@ -321,6 +324,7 @@ pub fn lower(stage: Stage, unit: Vec<External>, diags: &mut Diags) -> Option<Low
         uses_frag_color: false,
         struct_ids: 0,
         emit_error: None,
+        nest: 0,
     };
     l.declare_builtins();
     for ext in unit {
@@ -578,8 +582,15 @@ impl L<'_> {
 
     /// Lowers code into a separate block and returns it.
     fn block(&mut self, f: impl FnOnce(&mut Self)) -> Vec<Inst> {
+        // The executor recurses on nested blocks; inlining can stack nestings, so the
+        // total is bounded here, not only per function by the parser.
+        self.nest += 1;
+        if self.nest > MAX_NEST {
+            self.too_big = true;
+        }
         self.blocks.push(Vec::new());
         f(self);
+        self.nest -= 1;
         self.blocks.pop().unwrap_or_default()
     }
 
@@ -1840,6 +1851,10 @@ impl L<'_> {
     // ---- expressions -----------------------------------------------------------------
 
     fn rv(&mut self, e: &Expr) -> R<Val> {
+        if self.too_big {
+            // Stop walking (an exponential inlining would otherwise keep recursing).
+            return Err(());
+        }
         let line = e.line;
         match &e.kind {
             ExprKind::Int(v) => Ok(Val {
@@ -2149,7 +2164,7 @@ impl L<'_> {
         if let Some(why) = p.readonly {
             return self.err(line, "assign", format!("l-value required ({why})"));
         }
-        if p.ty.has_array() {
+        if matches!(p.ty, Ty::Array(..)) {
             return self.err(line, "assign", "arrays can't be assigned");
         }
         let v = match op {

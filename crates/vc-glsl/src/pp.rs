@@ -673,6 +673,7 @@ impl Pp<'_> {
             pos: 0,
             err: None,
             depth: 0,
+            skipping: 0,
         };
         let v = e.expr(0);
         if e.err.is_none() && e.pos < toks.len() {
@@ -700,6 +701,8 @@ struct IfEval<'a> {
     pos: usize,
     err: Option<(String, String)>,
     depth: usize,
+    /// Inside an operand that `||`/`&&` short-circuits: division by zero is no error.
+    skipping: usize,
 }
 
 impl IfEval<'_> {
@@ -737,7 +740,10 @@ impl IfEval<'_> {
                 break;
             }
             self.pos += 1;
+            let short = (op == "||" && lhs != 0) || (op == "&&" && lhs == 0);
+            self.skipping += short as usize;
             let rhs = self.expr(p);
+            self.skipping -= short as usize;
             lhs = match op {
                 "||" => ((lhs != 0) || (rhs != 0)) as i64,
                 "&&" => ((lhs != 0) && (rhs != 0)) as i64,
@@ -755,6 +761,7 @@ impl IfEval<'_> {
                 "+" => lhs.wrapping_add(rhs),
                 "-" => lhs.wrapping_sub(rhs),
                 "*" => lhs.wrapping_mul(rhs),
+                "/" | "%" if rhs == 0 && self.skipping > 0 => 0,
                 "/" | "%" if rhs == 0 => {
                     self.fail(op, "division by zero in preprocessor expression")
                 }
