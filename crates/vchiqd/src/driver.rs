@@ -207,6 +207,23 @@ pub struct AwaitOut {
     pub msgbufcount: u32,
 }
 
+/// What one instance holds ([`Driver::instance_counts`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InstanceCounts {
+    /// The handles of its services, in order.
+    pub services: Vec<u32>,
+    /// Completions queued and not yet awaited.
+    pub completions: usize,
+    /// Of those, the ones that carry no message (service and bulk events).
+    pub completions_without_message: usize,
+    /// Bulks queued and not yet collected.
+    pub bulks: usize,
+    /// Bytes of messages queued for it.
+    pub queued_bytes: usize,
+    /// Messages of it still claimed in the link's slots.
+    pub queued_claims: usize,
+}
+
 /// The most bulk bytes one instance may have outstanding (queued and not yet done).
 pub const MAX_INSTANCE_BULK_BYTES: usize = vchiq_abi::wire::MAX_BULK as usize;
 
@@ -1619,6 +1636,23 @@ impl Driver {
                 Ok(())
             }
             _ => err(libc::EINVAL),
+        }
+    }
+
+    /// What one instance holds now (status, tests and the fuzz harness's invariants).
+    pub fn instance_counts(&self, inst: &Instance) -> InstanceCounts {
+        let g = inst.lock();
+        InstanceCounts {
+            services: g.services.keys().copied().collect(),
+            completions: g.completions.len(),
+            completions_without_message: g
+                .completions
+                .iter()
+                .filter(|c| c.message.is_none())
+                .count(),
+            bulks: g.bulks.len(),
+            queued_bytes: inst.budget.bytes(),
+            queued_claims: inst.budget.claims(),
         }
     }
 

@@ -53,6 +53,9 @@
 //!   connection when a blocking AWAIT_COMPLETION outlives it; the daemon warns at start.
 
 mod abi;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod ioctl;
 pub mod sys;
 

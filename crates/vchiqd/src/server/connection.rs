@@ -454,6 +454,12 @@ impl Connection {
         }
     }
 
+    /// Requests of this connection on the waiter pool now.
+    #[cfg(feature = "fuzzing")]
+    pub(super) fn pooled_count(&self) -> usize {
+        lock(&self.pooled).len()
+    }
+
     /// CANCEL of the request `tag`: a parked one is answered EINTR at once, a pooled one
     /// is interrupted.
     pub(super) fn cancel(&self, tag: u32) {

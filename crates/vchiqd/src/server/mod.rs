@@ -25,6 +25,9 @@
 //! at once and interrupts a pooled one. A malformed frame ends that connection only.
 
 mod connection;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod requests;
 
 use std::collections::HashMap;
@@ -36,7 +39,7 @@ use rustix::event::epoll;
 use vchiq_abi::wire;
 
 pub use connection::{MAX_POOLED_PER_CONNECTION, OUTBOX_LIMIT};
-pub use requests::MAX_BULK;
+pub use requests::{FrameError, MAX_BULK};
 
 use crate::driver::Driver;
 use crate::identity::{self, ClientIdentity, IdentityError};
