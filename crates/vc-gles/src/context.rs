@@ -16,6 +16,10 @@ pub const MAX_MODELVIEW_STACK_DEPTH: usize = 32;
 pub const MAX_PROJECTION_STACK_DEPTH: usize = 4;
 /// Depth of the texture matrix stack (`GL_MAX_TEXTURE_STACK_DEPTH`).
 pub const MAX_TEXTURE_STACK_DEPTH: usize = 4;
+/// `GL_FUNC_ADD`, `GL_FUNC_SUBTRACT`, `GL_FUNC_REVERSE_SUBTRACT` (GLES2/gl2.h).
+pub(crate) const FUNC_ADD: u32 = 0x8006;
+pub(crate) const FUNC_SUBTRACT: u32 = 0x800a;
+pub(crate) const FUNC_REVERSE_SUBTRACT: u32 = 0x800b;
 /// Total texel memory (bytes, after expansion to RGBA8) a context may hold; uploads
 /// beyond it fail with `GL_OUT_OF_MEMORY`.
 pub const TEXTURE_MEMORY_BUDGET: usize = 256 << 20;
@@ -84,6 +88,11 @@ pub struct Gles11 {
     pub(crate) depth_range: [f32; 2],
     pub(crate) color_mask: [bool; 4],
     pub(crate) blend_func: (u32, u32),
+    /// Alpha factors of `glBlendFuncSeparate` (`glBlendFunc` sets both pairs).
+    pub(crate) blend_alpha: (u32, u32),
+    /// `glBlendEquationSeparate`: (colour, alpha).
+    pub(crate) blend_equation: (u32, u32),
+    pub(crate) blend_color: [f32; 4],
     alpha_func: (u32, f32),
     shade_model: u32,
     matrix_mode: u32,
@@ -130,6 +139,9 @@ impl Gles11 {
             depth_range: [0.0, 1.0],
             color_mask: [true; 4],
             blend_func: (gl::GL_ONE, gl::GL_ZERO),
+            blend_alpha: (gl::GL_ONE, gl::GL_ZERO),
+            blend_equation: (FUNC_ADD, FUNC_ADD),
+            blend_color: [0.0; 4],
             alpha_func: (gl::GL_ALWAYS, 0.0),
             shade_model: gl::GL_SMOOTH,
             matrix_mode: gl::GL_MODELVIEW,
@@ -348,6 +360,37 @@ impl Gles11 {
             return self.set_error(gl::GL_INVALID_ENUM);
         }
         self.blend_func = (sfactor, dfactor);
+        self.blend_alpha = (sfactor, dfactor);
+    }
+
+    /// `glBlendFuncSeparate` (GL ES 2.0: the constant-colour factors too;
+    /// `GL_SRC_ALPHA_SATURATE` only as a source factor).
+    pub fn blend_func_separate(&mut self, src_rgb: u32, dst_rgb: u32, src_a: u32, dst_a: u32) {
+        let ok = |f: u32| {
+            matches!(f, gl::GL_ZERO | gl::GL_ONE)
+                || (0x0300..=0x0307).contains(&f)
+                || (0x8001..=0x8004).contains(&f)
+        };
+        let src_ok = |f: u32| ok(f) || f == gl::GL_SRC_ALPHA_SATURATE;
+        if !src_ok(src_rgb) || !src_ok(src_a) || !ok(dst_rgb) || !ok(dst_a) {
+            return self.set_error(gl::GL_INVALID_ENUM);
+        }
+        self.blend_func = (src_rgb, dst_rgb);
+        self.blend_alpha = (src_a, dst_a);
+    }
+
+    /// `glBlendEquationSeparate`: `GL_FUNC_ADD`, `GL_FUNC_SUBTRACT`, `GL_FUNC_REVERSE_SUBTRACT`.
+    pub fn blend_equation_separate(&mut self, rgb: u32, alpha: u32) {
+        let ok = |e: u32| matches!(e, FUNC_ADD | FUNC_SUBTRACT | FUNC_REVERSE_SUBTRACT);
+        if !ok(rgb) || !ok(alpha) {
+            return self.set_error(gl::GL_INVALID_ENUM);
+        }
+        self.blend_equation = (rgb, alpha);
+    }
+
+    /// `glBlendColor` (clamped to `[0, 1]`).
+    pub fn blend_color(&mut self, r: f32, g: f32, b: f32, a: f32) {
+        self.blend_color = [r, g, b, a].map(|c| if c.is_nan() { 0.0 } else { c.clamp(0.0, 1.0) });
     }
 
     /// `glAlphaFunc` (used when `GL_ALPHA_TEST` is enabled; `reference` clamped to `[0, 1]`).

@@ -189,6 +189,50 @@ struct Tri {
     front: bool,
 }
 
+/// GL ES 2.0 blending: separate colour and alpha factors and equations, a constant colour.
+#[derive(Debug, Clone, Copy)]
+struct Blend {
+    rgb: (u32, u32),
+    alpha: (u32, u32),
+    equation: (u32, u32),
+    color: [f32; 4],
+}
+
+impl Blend {
+    #[inline]
+    fn factor(&self, f: u32, s: [f32; 4], d: [f32; 4]) -> [f32; 4] {
+        let c = self.color;
+        match f {
+            0x8001 => c,                  // CONSTANT_COLOR
+            0x8002 => c.map(|v| 1.0 - v), // ONE_MINUS_CONSTANT_COLOR
+            0x8003 => [c[3]; 4],          // CONSTANT_ALPHA
+            0x8004 => [1.0 - c[3]; 4],    // ONE_MINUS_CONSTANT_ALPHA
+            _ => blend_factor(f, s, d),
+        }
+    }
+
+    #[inline]
+    fn apply(&self, s: [f32; 4], d: [f32; 4]) -> [f32; 4] {
+        let (fs, fd) = (self.factor(self.rgb.0, s, d), self.factor(self.rgb.1, s, d));
+        let (fsa, fda) = (
+            self.factor(self.alpha.0, s, d),
+            self.factor(self.alpha.1, s, d),
+        );
+        std::array::from_fn(|i| {
+            let (a, b, eq) = if i < 3 {
+                (s[i] * fs[i], d[i] * fd[i], self.equation.0)
+            } else {
+                (s[3] * fsa[3], d[3] * fda[3], self.equation.1)
+            };
+            match eq {
+                crate::context::FUNC_SUBTRACT => a - b,
+                crate::context::FUNC_REVERSE_SUBTRACT => b - a,
+                _ => a + b,
+            }
+        })
+    }
+}
+
 /// The state one draw runs with.
 struct Stage<'a> {
     viewport: [f32; 4],
@@ -199,7 +243,7 @@ struct Stage<'a> {
     cull_back: bool,
     front_ccw: bool,
     depth: Option<(u32, bool)>,
-    blend: Option<(u32, u32)>,
+    blend: Option<Blend>,
     color_mask: [bool; 4],
     nvar: usize,
     program: &'a dyn ShaderProgram,
@@ -556,9 +600,8 @@ impl Stage<'_> {
         let s = src.map(|c| if c.is_nan() { 0.0 } else { c.clamp(0.0, 1.0) });
         let mut c = s;
         let d = dst.to_le_bytes().map(|b| f32::from(b) * INV255);
-        if let Some((sf, df)) = self.blend {
-            let (fs, fd) = (blend_factor(sf, s, d), blend_factor(df, s, d));
-            c = std::array::from_fn(|i| s[i] * fs[i] + d[i] * fd[i]);
+        if let Some(b) = &self.blend {
+            c = b.apply(s, d);
         }
         let packed = pack(c);
         if self.color_mask == [true; 4] {
@@ -669,7 +712,12 @@ impl Gles11 {
             cull_back: cull && matches!(self.cull_mode, gl::GL_BACK | gl::GL_FRONT_AND_BACK),
             front_ccw: self.front_face == gl::GL_CCW,
             depth,
-            blend: self.is_enabled(gl::GL_BLEND).then_some(self.blend_func),
+            blend: self.is_enabled(gl::GL_BLEND).then_some(Blend {
+                rgb: self.blend_func,
+                alpha: self.blend_alpha,
+                equation: self.blend_equation,
+                color: self.blend_color,
+            }),
             color_mask: self.color_mask,
             nvar,
             program,
@@ -1129,6 +1177,29 @@ mod tests {
         .unwrap();
         // The bottom-left screen pixel shows texel (0, 0).
         assert_eq!(screen.color.get(0, 3), t.to_le_bytes());
+    }
+
+    #[test]
+    fn blending_uses_separate_factors_equations_and_the_constant_colour() {
+        let b = Blend {
+            rgb: (gl::GL_SRC_ALPHA, gl::GL_ONE_MINUS_SRC_ALPHA),
+            alpha: (gl::GL_ONE, gl::GL_ZERO),
+            equation: (crate::context::FUNC_ADD, crate::context::FUNC_ADD),
+            color: [0.0; 4],
+        };
+        let out = b.apply([1.0, 0.0, 0.0, 0.25], [0.0, 0.0, 1.0, 1.0]);
+        assert_eq!(out, [0.25, 0.0, 0.75, 0.25]);
+        let b = Blend {
+            rgb: (0x8001, gl::GL_ONE),
+            alpha: (gl::GL_ONE, gl::GL_ONE),
+            equation: (
+                crate::context::FUNC_REVERSE_SUBTRACT,
+                crate::context::FUNC_SUBTRACT,
+            ),
+            color: [0.5, 0.5, 0.5, 0.5],
+        };
+        let out = b.apply([1.0, 1.0, 1.0, 0.25], [0.75, 0.5, 0.25, 1.0]);
+        assert_eq!(out, [0.25, 0.0, -0.25, -0.75]);
     }
 
     #[test]

@@ -312,10 +312,14 @@ impl KhrnServer {
                 }
             }
             ids::GLBLENDFUNCSEPARATE => {
-                // GLES 1.1 `glBlendFunc(s, d)` travels as `(s, d, s, d)`.
-                let [src_rgb, dst_rgb, _src_alpha, _dst_alpha] = w.array::<4>(id)?;
+                // `glBlendFunc(s, d)` travels as `(s, d, s, d)`.
+                let [src_rgb, dst_rgb, src_alpha, dst_alpha] = w.array::<4>(id)?;
                 if let Some(c) = self.context_mut(channel) {
-                    c.gl.blend_func(src_rgb, dst_rgb);
+                    if c.api == Api::Gles11 {
+                        c.gl.blend_func(src_rgb, dst_rgb);
+                    } else {
+                        c.gl.blend_func_separate(src_rgb, dst_rgb, src_alpha, dst_alpha);
+                    }
                 }
             }
             // ----- accepted, no renderer equivalent -----

@@ -300,12 +300,17 @@ impl KhrnServer {
                 };
                 self.reply_out_ctrl(host, channel, &out);
             }
-            // Accepted; blending uses glBlendFuncSeparate's colour factors only.
             ids::GLBLENDCOLOR_20 => {
-                w.array::<4>(id)?;
+                let [r, g, b, a] = w.floats::<4>(id)?;
+                if let Some(c) = self.context_mut(channel) {
+                    c.gl.blend_color(r, g, b, a);
+                }
             }
             ids::GLBLENDEQUATIONSEPARATE_20 => {
-                w.array::<2>(id)?;
+                let [rgb, alpha] = w.array::<2>(id)?;
+                if let Some(c) = self.context_mut(channel) {
+                    c.gl.blend_equation_separate(rgb, alpha);
+                }
             }
             ids::GLPOINTSIZE_20 => {
                 w.u32(id)?;
