@@ -60,6 +60,14 @@ fn is_known_cap(cap: u32) -> bool {
         || (gl::GL_CLIP_PLANE0..gl::GL_CLIP_PLANE0 + 6).contains(&cap)
 }
 
+/// The wrap modes of GL ES 1.1 and 2.0 (`GL_MIRRORED_REPEAT` is 2.0's).
+fn wrap_mode(p: u32) -> bool {
+    matches!(
+        p,
+        gl::GL_REPEAT | gl::GL_CLAMP_TO_EDGE | crate::texture::GL_MIRRORED_REPEAT
+    )
+}
+
 fn is_compare_func(f: u32) -> bool {
     (gl::GL_NEVER..=gl::GL_ALWAYS).contains(&f)
 }
@@ -883,11 +891,11 @@ impl Gles11 {
                 tex.mag_filter = p;
                 true
             }
-            gl::GL_TEXTURE_WRAP_S if matches!(p, gl::GL_REPEAT | gl::GL_CLAMP_TO_EDGE) => {
+            gl::GL_TEXTURE_WRAP_S if wrap_mode(p) => {
                 tex.wrap_s = p;
                 true
             }
-            gl::GL_TEXTURE_WRAP_T if matches!(p, gl::GL_REPEAT | gl::GL_CLAMP_TO_EDGE) => {
+            gl::GL_TEXTURE_WRAP_T if wrap_mode(p) => {
                 tex.wrap_t = p;
                 true
             }

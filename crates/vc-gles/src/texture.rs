@@ -182,6 +182,9 @@ pub(crate) struct Sampler<'a> {
     pub mag_linear: bool,
     pub repeat_s: bool,
     pub repeat_t: bool,
+    /// `GL_MIRRORED_REPEAT` (GL ES 2.0) on s / t.
+    pub mirror_s: bool,
+    pub mirror_t: bool,
 }
 
 impl Texture {
@@ -235,6 +238,8 @@ impl Texture {
             mag_linear: self.mag_filter == gl::GL_LINEAR,
             repeat_s: self.wrap_s == gl::GL_REPEAT,
             repeat_t: self.wrap_t == gl::GL_REPEAT,
+            mirror_s: self.wrap_s == GL_MIRRORED_REPEAT,
+            mirror_t: self.wrap_t == GL_MIRRORED_REPEAT,
         })
     }
 
@@ -242,6 +247,16 @@ impl Texture {
     pub fn bytes(&self) -> usize {
         self.levels.iter().flatten().map(Level::bytes).sum()
     }
+}
+
+/// `GL_MIRRORED_REPEAT` (GLES2/gl2.h).
+pub(crate) const GL_MIRRORED_REPEAT: u32 = 0x8370;
+
+/// Index `i` of a mirrored-repeat axis of `n` texels: 0..n−1, then n−1..0, and so on.
+fn mirror(i: i32, n: u32) -> usize {
+    let period = 2 * i64::from(n);
+    let m = i64::from(i).rem_euclid(period);
+    (if m >= i64::from(n) { period - 1 - m } else { m }) as usize
 }
 
 #[inline]
@@ -297,16 +312,30 @@ fn wrap_lanes(i: [i32; LANES], n: u32, repeat: bool) -> Option<[usize; LANES]> {
 }
 
 impl Sampler<'_> {
+    #[inline]
+    fn wrap_s(&self, i: i32) -> usize {
+        if self.mirror_s {
+            mirror(i, self.width)
+        } else {
+            wrap(i, self.width, self.repeat_s)
+        }
+    }
+
+    #[inline]
+    fn wrap_t(&self, j: i32) -> usize {
+        if self.mirror_t {
+            mirror(j, self.height)
+        } else {
+            wrap(j, self.height, self.repeat_t)
+        }
+    }
+
     /// Nearest texel at `(s, t)`, packed RGBA8.
     #[inline]
     pub fn nearest(&self, s: f32, t: f32) -> u32 {
         // `as i32` saturates and maps NaN to 0, so any float is safe.
-        let i = wrap(floor_i32(s * self.width as f32), self.width, self.repeat_s);
-        let j = wrap(
-            floor_i32(t * self.height as f32),
-            self.height,
-            self.repeat_t,
-        );
+        let i = self.wrap_s(floor_i32(s * self.width as f32));
+        let j = self.wrap_t(floor_i32(t * self.height as f32));
         self.texels
             .get(j * self.width as usize + i)
             .copied()
@@ -346,14 +375,8 @@ impl Sampler<'_> {
         let (uf, vf) = (u.floor(), v.floor());
         let (a, b) = (u - uf, v - vf);
         let (i0, j0) = (uf as i32, vf as i32);
-        let i = [
-            wrap(i0, self.width, self.repeat_s),
-            wrap(i0.saturating_add(1), self.width, self.repeat_s),
-        ];
-        let j = [
-            wrap(j0, self.height, self.repeat_t),
-            wrap(j0.saturating_add(1), self.height, self.repeat_t),
-        ];
+        let i = [self.wrap_s(i0), self.wrap_s(i0.saturating_add(1))];
+        let j = [self.wrap_t(j0), self.wrap_t(j0.saturating_add(1))];
         let w = self.width as usize;
         let fetch = |x: usize, y: usize| {
             self.texels
@@ -555,6 +578,8 @@ mod tests {
                     mag_linear: false,
                     repeat_s: rs,
                     repeat_t: rt,
+                    mirror_s: false,
+                    mirror_t: false,
                 };
                 for round in 0..2_000 {
                     let scale = [1.0f32, 40.0, 1e6, 1e12][round % 4];
@@ -591,6 +616,8 @@ mod tests {
             mag_linear: false,
             repeat_s: true,
             repeat_t: true,
+            mirror_s: false,
+            mirror_t: false,
         };
         assert_eq!(s.nearest(0.1, 0.5), 1);
         assert_eq!(s.nearest(1.1, 0.5), 1);
@@ -599,5 +626,12 @@ mod tests {
         s.repeat_s = false;
         assert_eq!(s.nearest(1.1, 0.5), 4);
         assert_eq!(s.nearest(-5.0, 0.5), 1);
+        s.mirror_s = true;
+        // 4 texels mirrored: 1 2 3 4 | 4 3 2 1 | 1 2 …
+        assert_eq!(s.nearest(1.1, 0.5), 4);
+        assert_eq!(s.nearest(1.6, 0.5), 2);
+        assert_eq!(s.nearest(-0.1, 0.5), 1);
+        assert_eq!(s.nearest(-0.9, 0.5), 4);
+        assert_eq!(s.nearest(2.1, 0.5), 1);
     }
 }
