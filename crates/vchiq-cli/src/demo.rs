@@ -1,8 +1,9 @@
 //! `vchiq demo`: the seed story end to end on one machine.
 //!
-//! It starts vchiqd with the embedded VideoCore on a private socket, launches two
-//! hello_triangle clients, each in a fresh PID namespace (both are PID 1 inside), lets them
-//! render, and reports what the driver attested for each. With `--legacy-pid` the clients
+//! It starts vchiqd with the embedded VideoCore on a private socket, launches the Pi's two
+//! demos — hello_triangle (OpenGL ES 1.1, left) and hello_triangle2 (OpenGL ES 2.0, right) —
+//! each in a fresh PID namespace (both are PID 1 inside), lets them render, and reports
+//! what the driver attested for each. With `--legacy-pid` the clients
 //! put `getpid()` (1) in their make-current records, as userland did before 2016: the
 //! VideoCore finds no KHAN service for pid 1, the posts are lost, and both clients stall
 //! on their 4th swap — the freeze people saw in containers.
@@ -249,7 +250,7 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     let socket = run_dir.join("vchiq.sock");
 
     println!(
-        "vchiq demo: two hello_triangle clients in two PID namespaces, one software VideoCore"
+        "vchiq demo: hello_triangle (GLES 1.1) and hello_triangle2 (GLES 2.0) in two PID namespaces, one software VideoCore"
     );
     println!(
         "mode: {}",
@@ -283,11 +284,11 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     println!("isolation: each client runs in {}", iso.describe());
 
     let mut clients = Vec::new();
-    for (i, region) in [(1, "left"), (2, "right")] {
+    for (i, region, command) in [(1, "left", "hello-triangle"), (2, "right", "hello-triangle2")] {
         let dir = out.join(format!("client-{i}"));
         let _ = std::fs::remove_dir_all(&dir);
         let mut args: Vec<String> = vec![
-            "hello-triangle".into(),
+            command.into(),
             "--socket".into(),
             socket.display().to_string(),
             "--frames".into(),

@@ -82,7 +82,7 @@ enum Command {
     /// fragment shader into a texture through a framebuffer object, then a Julia set over it.
     #[command(name = "hello-triangle2")]
     HelloTriangle2(hello::HelloArgs),
-    /// The main job: two hello_triangles in two PID namespaces, with container-safe identity.
+    /// The main job: hello_triangle (GLES 1.1) and hello_triangle2 (GLES 2.0) in two PID namespaces, with container-safe identity.
     Demo(demo::DemoArgs),
     /// Benchmarks, each beside a baseline measured in the same run.
     Bench(bench::BenchArgs),
