@@ -273,29 +273,65 @@ impl<'a> Exec<'a> {
         extra: Option<Reg>,
         mask: u8,
     ) {
-        let c: [[u32; 4]; 3] = [self.get(coord[0]), self.get(coord[1]), self.get(coord[2])];
-        let units = self.get(unit);
-        let e = extra.map(|r| self.get(r));
-        let lod = lod_for(self.fragment, cube, kind, &c, e);
-        let mut out = [[0u32; 4]; 4];
-        let lanes = if self.fragment { 4 } else { 1 };
-        for l in 0..lanes {
-            if mask & (1 << l) == 0 {
-                continue;
-            }
-            let p = [f(c[0][l]), f(c[1][l]), if cube { f(c[2][l]) } else { 0.0 }];
-            let rgba = self.textures.sample(units[l], cube, p, lod[l]);
-            for k in 0..4 {
-                out[k][l] = rgba[k].to_bits();
-            }
+        tex_lookup(
+            &mut self.regs,
+            self.textures,
+            self.fragment,
+            dst,
+            cube,
+            kind,
+            unit,
+            coord,
+            extra,
+            mask,
+        );
+    }
+}
+
+/// A texture instruction on a register file (shared with the JIT's call-back).
+#[allow(clippy::too_many_arguments)]
+pub fn tex_lookup(
+    regs: &mut [[u32; 4]],
+    textures: &dyn Textures,
+    fragment: bool,
+    dst: &[Reg; 4],
+    cube: bool,
+    kind: TexKind,
+    unit: Reg,
+    coord: &[Reg; 3],
+    extra: Option<Reg>,
+    mask: u8,
+) {
+    let get = |r: Reg| regs.get(r as usize).copied().unwrap_or_default();
+    let c: [[u32; 4]; 3] = [get(coord[0]), get(coord[1]), get(coord[2])];
+    let units = get(unit);
+    let e = extra.map(get);
+    let lod = lod_for(fragment, cube, kind, &c, e);
+    let mut out = [[0u32; 4]; 4];
+    // A vertex runs in all four lanes with the same inputs: sample once.
+    let lanes = if fragment { 4 } else { 1 };
+    for l in 0..lanes {
+        if mask & (1 << l) == 0 {
+            continue;
         }
-        if !self.fragment {
-            for o in &mut out {
-                *o = [o[0]; 4];
-            }
-        }
+        let p = [f(c[0][l]), f(c[1][l]), if cube { f(c[2][l]) } else { 0.0 }];
+        let rgba = textures.sample(units[l], cube, p, lod[l]);
         for k in 0..4 {
-            self.set(dst[k], out[k], mask);
+            out[k][l] = rgba[k].to_bits();
+        }
+    }
+    if !fragment {
+        for o in &mut out {
+            *o = [o[0]; 4];
+        }
+    }
+    for k in 0..4 {
+        if let Some(d) = regs.get_mut(dst[k] as usize) {
+            for l in 0..4 {
+                if mask & (1 << l) != 0 {
+                    d[l] = out[k][l];
+                }
+            }
         }
     }
 }

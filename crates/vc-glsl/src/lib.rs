@@ -24,6 +24,7 @@ pub mod ast;
 pub mod diag;
 pub mod exec;
 pub mod ir;
+mod jit;
 mod link;
 mod lower;
 pub mod parse;
@@ -302,4 +303,4 @@ pub struct QuadOutput {
     pub discarded: u8,
 }
 
-pub use link::Program;
+pub use link::{Engine, Program};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::exec::Exec;
 use crate::ir::{Inst, Reg};
+use crate::jit::Jit;
 use crate::lower::{Builtins, Lowered};
 use crate::types::Ty;
 use crate::{
@@ -24,21 +25,87 @@ struct StageCode {
     /// Storage word of each of the stage's uniform variables (`u32::MAX` if inactive).
     ubase: Vec<u32>,
     builtins: Builtins,
+    /// Native code, when the host is supported and the program small enough.
+    jit: Option<Jit>,
 }
 
 impl StageCode {
-    fn new(low: &Lowered, ubase: Vec<u32>) -> Self {
-        let mut template = vec![[0u32; 4]; low.nregs as usize];
+    fn new(low: &Lowered, ubase: Vec<u32>, use_jit: bool) -> Self {
+        // One extra register: scratch for the JIT's call-backs.
+        let mut template = vec![[0u32; 4]; low.nregs as usize + 1];
         for (r, w) in &low.consts {
             template[*r as usize] = [*w; 4];
         }
+        let jit = if use_jit {
+            crate::jit::compile(&low.code, low.nregs, &ubase)
+        } else {
+            None
+        };
         StageCode {
             code: low.code.clone(),
             template,
             ubase,
             builtins: low.builtins.clone(),
+            jit,
         }
     }
+
+    /// Runs the stage on `regs` with the JIT or the interpreter.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        regs: Vec<[u32; 4]>,
+        uniforms: &[u32],
+        storage_len: usize,
+        textures: &dyn Textures,
+        budget: &mut Budget,
+        fragment: bool,
+        engine: Engine,
+    ) -> Result<(Vec<[u32; 4]>, u8), ExecError> {
+        match (&self.jit, engine) {
+            (Some(jit), Engine::Auto | Engine::Jit) => {
+                let mut regs = regs;
+                // The generated code reads uniforms unchecked: pad short storage with zeros.
+                let padded;
+                let uniforms = if uniforms.len() < storage_len {
+                    let mut v = uniforms.to_vec();
+                    v.resize(storage_len, 0);
+                    padded = v;
+                    &padded[..]
+                } else {
+                    uniforms
+                };
+                let (ok, discarded) = jit.run(
+                    &mut regs,
+                    uniforms,
+                    textures,
+                    fragment,
+                    &mut budget.remaining,
+                );
+                if !ok {
+                    return Err(ExecError::BudgetExhausted);
+                }
+                Ok((regs, discarded))
+            }
+            _ => {
+                let mut ex = Exec::new(regs, uniforms, &self.ubase, textures, budget, fragment);
+                ex.run(&self.code, 0xf)?;
+                let d = ex.discarded & 0xf;
+                Ok((ex.regs, d))
+            }
+        }
+    }
+}
+
+/// Which executor runs a program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Native code when available, else the interpreter.
+    Auto,
+    /// Always the interpreter.
+    Interpreter,
+    /// Native code when available (as `Auto`; for tests that compare the two).
+    Jit,
 }
 
 /// A varying passed from the vertex to the fragment stage.
@@ -362,8 +429,8 @@ pub fn link(vertex: &Shader, fragment: &Shader, bindings: &[(String, u32)]) -> L
             .collect()
     };
     let program = Program {
-        vs: StageCode::new(v, ubase(v)),
-        fs: StageCode::new(f, ubase(f)),
+        vs: StageCode::new(v, ubase(v), true),
+        fs: StageCode::new(f, ubase(f), true),
         attributes,
         attrib_links,
         uniforms,
@@ -477,6 +544,28 @@ impl Program {
         out: &mut VertexOutput,
         budget: &mut Budget,
     ) -> Result<(), ExecError> {
+        self.run_vertex_with(Engine::Auto, uniforms, textures, attribs, out, budget)
+    }
+
+    /// Native code is available for both stages.
+    pub fn has_jit(&self) -> bool {
+        self.vs.jit.is_some() && self.fs.jit.is_some()
+    }
+
+    /// [`Program::run_vertex`] on a chosen engine.
+    ///
+    /// # Errors
+    ///
+    /// As [`Program::run_vertex`].
+    pub fn run_vertex_with(
+        &self,
+        engine: Engine,
+        uniforms: &[u32],
+        textures: &dyn Textures,
+        attribs: &[[f32; 4]; MAX_VERTEX_ATTRIBS],
+        out: &mut VertexOutput,
+        budget: &mut Budget,
+    ) -> Result<(), ExecError> {
         let mut regs = self.vs.template.clone();
         for a in &self.attrib_links {
             for c in 0..a.cols {
@@ -489,10 +578,17 @@ impl Program {
             }
         }
         // All lanes hold the same vertex; lane 0 is read back.
-        let mut ex = Exec::new(regs, uniforms, &self.vs.ubase, textures, budget, false);
-        ex.run(&self.vs.code, 0xf)?;
+        let (regs, _) = self.vs.run(
+            regs,
+            uniforms,
+            self.storage_len,
+            textures,
+            budget,
+            false,
+            engine,
+        )?;
         let b = &self.vs.builtins;
-        let rd = |r: Reg| f32::from_bits(ex.regs.get(r as usize).map_or(0, |w| w[0]));
+        let rd = |r: Reg| f32::from_bits(regs.get(r as usize).map_or(0, |w| w[0]));
         out.position = std::array::from_fn(|i| rd(b.position + i as u32));
         out.point_size = rd(b.point_size);
         out.varyings.clear();
@@ -518,6 +614,23 @@ impl Program {
     /// [`ExecError::InputTooShort`] if `input.varyings` is shorter than needed.
     pub fn run_fragment_quad(
         &self,
+        uniforms: &[u32],
+        textures: &dyn Textures,
+        input: &QuadInput,
+        out: &mut QuadOutput,
+        budget: &mut Budget,
+    ) -> Result<(), ExecError> {
+        self.run_fragment_quad_with(Engine::Auto, uniforms, textures, input, out, budget)
+    }
+
+    /// [`Program::run_fragment_quad`] on a chosen engine.
+    ///
+    /// # Errors
+    ///
+    /// As [`Program::run_fragment_quad`].
+    pub fn run_fragment_quad_with(
+        &self,
+        engine: Engine,
         uniforms: &[u32],
         textures: &dyn Textures,
         input: &QuadInput,
@@ -558,8 +671,15 @@ impl Program {
                 }
             }
         }
-        let mut ex = Exec::new(regs, uniforms, &self.fs.ubase, textures, budget, true);
-        ex.run(&self.fs.code, 0xf)?;
+        let (regs, discarded) = self.fs.run(
+            regs,
+            uniforms,
+            self.storage_len,
+            textures,
+            budget,
+            true,
+            engine,
+        )?;
         let src = if self.fs_uses_frag_data {
             b.frag_data
         } else {
@@ -568,10 +688,10 @@ impl Program {
         for l in 0..4 {
             for c in 0..4 {
                 out.color[l][c] =
-                    f32::from_bits(ex.regs.get((src + c as u32) as usize).map_or(0, |w| w[l]));
+                    f32::from_bits(regs.get((src + c as u32) as usize).map_or(0, |w| w[l]));
             }
         }
-        out.discarded = ex.discarded & 0xf;
+        out.discarded = discarded;
         Ok(())
     }
 }

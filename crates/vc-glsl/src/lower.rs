@@ -996,34 +996,12 @@ impl L<'_> {
             Storage::None => {
                 let base = self.fresh(ty.slots());
                 let comps: Vec<Comp> = (0..ty.slots()).map(|i| Comp::R(base + i)).collect();
-                if let Some(init) = &v.init {
-                    // The name is not visible in its own initialiser's scope before here.
-                    let val = self.rv(init)?;
-                    if val.ty != ty {
-                        return self.err(
-                            line,
-                            "=",
-                            format!("cannot convert from '{}' to '{}'", val.ty.name(), ty.name()),
-                        );
-                    }
-                    if global && !self.is_const(&val) {
-                        return self.err(
-                            line,
-                            "=",
-                            "global initializers must be constant expressions",
-                        );
-                    }
-                    if global {
-                        for (i, r) in val.regs.iter().enumerate() {
-                            self.global_init
-                                .push(Inst::U(Op1::Mov, base + i as u32, *r));
-                        }
-                    } else {
-                        for (i, r) in val.regs.iter().enumerate() {
-                            self.mov(base + i as u32, *r);
-                        }
-                    }
-                }
+                // The name is declared even when the initialiser is wrong, so later uses
+                // don't cascade into "undeclared identifier" errors.
+                let init = v
+                    .init
+                    .as_ref()
+                    .map(|init| self.init_local(init, &ty, base, global, line));
                 self.declare(
                     name,
                     line,
@@ -1034,6 +1012,36 @@ impl L<'_> {
                         readonly: None,
                     },
                 );
+                if let Some(r) = init {
+                    r?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn init_local(&mut self, init: &Expr, ty: &Ty, base: Reg, global: bool, line: u32) -> R<()> {
+        let val = self.rv(init)?;
+        if val.ty != *ty {
+            return self.err(
+                line,
+                "=",
+                format!("cannot convert from '{}' to '{}'", val.ty.name(), ty.name()),
+            );
+        }
+        if global && !self.is_const(&val) {
+            return self.err(
+                line,
+                "=",
+                "global initializers must be constant expressions",
+            );
+        }
+        for (i, r) in val.regs.iter().enumerate() {
+            if global {
+                self.global_init
+                    .push(Inst::U(Op1::Mov, base + i as u32, *r));
+            } else {
+                self.mov(base + i as u32, *r);
             }
         }
         Ok(())
