@@ -46,6 +46,8 @@ fn harness() -> &'static Harness {
         let limits = Limits {
             services_per_instance: 8,
             queued_bytes_per_instance: 64 * 1024,
+            completions_per_instance: 32,
+            node_requests_per_opener: 8,
             ..Limits::default()
         };
         Harness::new(limits).expect("the embedded VideoCore starts")

@@ -32,6 +32,8 @@ const LIMITS: Limits = Limits {
     instances_per_uid: 1024,
     services_per_instance: 8,
     queued_bytes_per_instance: 64 * 1024,
+    completions_per_instance: 32,
+    node_requests_per_opener: 8,
 };
 
 /// Requests per input (each may wait for the VideoCore).
@@ -168,6 +170,15 @@ fn check_invariants(clients: &[Client; 2]) {
             c.services.len() <= LIMITS.services_per_instance,
             "client {i} holds {} services",
             c.services.len()
+        );
+        // Requests that queue completions without a message are refused at the limit;
+        // what was already on its way (at most 4 bulks and an open and a close per
+        // service) may still arrive.
+        let most = LIMITS.completions_per_instance + 6 * LIMITS.services_per_instance;
+        assert!(
+            c.completions_without_message <= most,
+            "client {i} holds {} completions without a message",
+            c.completions_without_message
         );
         for h in &c.services {
             assert!(

@@ -56,6 +56,15 @@ pub struct DaemonArgs {
     /// more, its QUEUE_MESSAGE fails with ENOBUFS.
     #[arg(long, default_value_t = 16 << 20, value_parser = clap::value_parser!(u32).range(4096..))]
     max_queued_bytes_per_client: u32,
+    /// Completions without a message (service opened or closed, bulk done or aborted)
+    /// queued for one client that does not await them; while it holds this many, its
+    /// CREATE_SERVICE and CALLBACK bulks fail with ENOBUFS (nothing queued is dropped).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(16..))]
+    max_queued_completions_per_client: u32,
+    /// FUSE requests of one opener of the file node (--dev-node) waiting at once (on a
+    /// worker thread or parked); past it the ioctl fails with EAGAIN.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    max_node_requests_per_client: u32,
     /// `echo` test servers (one connection each; 8 as on a Pi). Raise it to run more
     /// concurrent `vchiq test` or benchmark clients.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=4096))]
@@ -132,6 +141,8 @@ pub fn run(a: DaemonArgs) -> Result<ExitCode> {
         instances_per_uid: a.max_instances_per_uid as usize,
         services_per_instance: a.max_services_per_client as usize,
         queued_bytes_per_instance: a.max_queued_bytes_per_client as usize,
+        completions_per_instance: a.max_queued_completions_per_client as usize,
+        node_requests_per_opener: a.max_node_requests_per_client as usize,
     };
     if let Some(g) = a.socket_group {
         opts.socket_group = Some(g);

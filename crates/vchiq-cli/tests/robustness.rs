@@ -557,3 +557,117 @@ fn a_user_past_its_instance_limit_is_refused_with_the_reason_and_other_users_are
     }
     drop(b);
 }
+
+#[test]
+fn a_client_that_never_awaits_its_completions_gets_enobufs_and_loses_none() {
+    // A fresh echo listener for every open (a closed one goes back to listening later).
+    let d = TestDaemon::start(&[
+        "--max-queued-completions-per-client",
+        "16",
+        "--echo-listeners",
+        "40",
+    ]);
+    let a = connect(&d);
+    // No LIB_VERSION: without CLOSE_DELIVERED a close does not wait for the client to
+    // have seen the SERVICE_CLOSED completion.
+    let hello = wire::HelloRequest {
+        version: wire::PROTOCOL_VERSION,
+        flags: 0,
+    };
+    assert_eq!(call(&a, 1, Op::Hello, 0, hello.as_bytes()), Some(0));
+    assert_eq!(call(&a, 2, Op::Connect, 0, &[]), Some(0));
+    let create = wire::CreateServiceRequest {
+        fourcc: vchiq_abi::fourcc::FourCc::ECHO.as_u32(),
+        version: 3,
+        version_min: 3,
+        is_open: 1,
+        is_vchi: 1,
+        userdata: 0x77,
+    };
+    let first = call(&a, 3, Op::CreateService, 0, create.as_bytes()).expect("a reply");
+    assert!(first > 0, "{first}");
+    let first = first as u32;
+    // Each open and close queues a SERVICE_CLOSED completion that is never awaited.
+    assert_eq!(
+        call(&a, 10, Op::CloseService, u64::from(first), &[]),
+        Some(0)
+    );
+    let mut tag = 11;
+    let mut closed = 1;
+    let refused = loop {
+        let h = call(&a, tag, Op::CreateService, 0, create.as_bytes()).expect("a reply");
+        tag += 1;
+        if h < 0 {
+            break h;
+        }
+        assert_eq!(call(&a, tag, Op::CloseService, h as u64, &[]), Some(0));
+        tag += 1;
+        closed += 1;
+        assert!(closed <= 16, "more completions queued than the limit");
+    };
+    assert_eq!(refused, -i64::from(libc::ENOBUFS));
+    assert_eq!(closed, 16, "refused exactly at the limit");
+    // A CALLBACK bulk is refused too; the connection goes on.
+    let bulk = wire::BulkRequest {
+        handle: first,
+        size: 4,
+        userdata: 1,
+        mode: vchiq_abi::enums::BulkMode::Callback as u32,
+        thread: 0,
+    };
+    let mut payload = bulk.as_bytes().to_vec();
+    payload.extend_from_slice(b"abcd");
+    let mut hdr = req(tag, Op::QueueBulkTransmit, 0);
+    hdr.flags = wire::REQUEST_INLINE;
+    send(&a, hdr, &payload, &[]).unwrap();
+    assert_eq!(
+        response(&a, tag).map(|r| r.0),
+        Some(-i64::from(libc::ENOBUFS))
+    );
+    tag += 1;
+    // Another client is served meanwhile.
+    let b = connect(&d);
+    assert!(open_echo(&b) > 0);
+    healthy(&d);
+    // Nothing was dropped: every completion arrives, in order, and then A may go on.
+    let awaited = wire::AwaitRequest {
+        count: 64,
+        msgbufsize: 4096,
+        msgbufcount: 8,
+        _pad: 0,
+    };
+    send(
+        &a,
+        req(tag, Op::AwaitCompletion, 0),
+        awaited.as_bytes(),
+        &[],
+    )
+    .unwrap();
+    let (n, records) = response(&a, tag).expect("await reply");
+    tag += 1;
+    assert_eq!(n, 16, "all 16 completions delivered");
+    let reasons: Vec<u32> = records[size_of::<wire::AwaitResponse>()..]
+        .chunks_exact(size_of::<wire::CompletionRecord>())
+        .map(|r| u32::from_le_bytes(r[..4].try_into().unwrap()))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![vchiq_abi::enums::Reason::ServiceClosed as u32; 16]
+    );
+    let h = call(&a, tag, Op::CreateService, 0, create.as_bytes()).expect("a reply");
+    assert!(h > 0, "CREATE_SERVICE accepted again once drained: {h}");
+    drop(a);
+    drop(b);
+    let mut d = d;
+    d.stop();
+    let mut log = String::new();
+    if let Some(mut e) = d.child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut log);
+    }
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains("--max-queued-completions-per-client 16"))
+        .collect::<Vec<_>>();
+    assert_eq!(warnings.len(), 1, "one warning per episode: {log}");
+    assert!(warnings[0].contains("client_id"), "{log}");
+}

@@ -308,6 +308,11 @@ struct InstState {
     use_close_delivered: bool,
     services: BTreeMap<u32, Svc>,
     completions: VecDeque<Completion>,
+    /// Of `completions`, those that carry no message.
+    bare_completions: usize,
+    /// The completion limit was hit and no warning has been logged since (one line per
+    /// episode, not per refused request).
+    completions_warned: bool,
     bulks: HashMap<u64, BulkState>,
     saved_waiters: HashMap<u32, u64>,
     completions_delivered: u64,
@@ -482,6 +487,9 @@ fn push(
     bulk_userdata: u64,
     message: Option<QueuedMessage>,
 ) {
+    if message.is_none() {
+        st.bare_completions += 1;
+    }
     st.completions.push_back(Completion {
         reason,
         handle,
@@ -532,6 +540,8 @@ pub struct Driver {
     gpu_hang: Mutex<Option<String>>,
     /// [`crate::limits::Limits::queued_bytes_per_instance`], read on every QUEUE_MESSAGE.
     queued_bytes_limit: std::sync::atomic::AtomicUsize,
+    /// [`crate::limits::Limits::completions_per_instance`].
+    completions_limit: std::sync::atomic::AtomicUsize,
     /// Counters.
     pub stats: DriverStats,
 }
@@ -542,6 +552,8 @@ impl Driver {
         self.lock().limits = limits;
         self.queued_bytes_limit
             .store(limits.queued_bytes_per_instance, Ordering::Relaxed);
+        self.completions_limit
+            .store(limits.completions_per_instance, Ordering::Relaxed);
     }
 
     /// The limits in force.
@@ -561,6 +573,9 @@ impl Driver {
             gpu_hang: Mutex::new(None),
             queued_bytes_limit: std::sync::atomic::AtomicUsize::new(
                 crate::limits::Limits::default().queued_bytes_per_instance,
+            ),
+            completions_limit: std::sync::atomic::AtomicUsize::new(
+                crate::limits::Limits::default().completions_per_instance,
             ),
             stats: DriverStats::default(),
         })
@@ -670,6 +685,7 @@ impl Driver {
             g.closing = true;
             g.released = true;
             g.completions.clear();
+            g.bare_completions = 0;
             g.bulks.clear();
             g.saved_waiters.clear();
             let links = g.services.values().filter_map(|s| s.link).collect();
@@ -755,9 +771,39 @@ impl Driver {
         Ok(())
     }
 
+    /// Refuses a request that would queue a completion without a message while the
+    /// instance holds [`crate::limits::Limits::completions_per_instance`] of them.
+    ///
+    /// The kernel driver makes the producer wait for room in its completion ring; here the
+    /// producer is the link's one handler thread, which must never wait for one client.
+    /// So the client's own requests that lead to such completions are refused instead
+    /// (`ENOBUFS`, until it awaits some), and nothing already queued is dropped or merged:
+    /// every completion is still delivered, in order. Completions no request of the client
+    /// asked for (a peer closing a service) are at most one per service, so bounded by
+    /// the service limit.
+    fn check_completion_room(&self, inst: &Instance, what: &str) -> Result<()> {
+        let limit = self.completions_limit.load(Ordering::Relaxed);
+        let mut g = inst.lock();
+        if g.bare_completions < limit {
+            g.completions_warned = false;
+            return Ok(());
+        }
+        if !g.completions_warned {
+            g.completions_warned = true;
+            tracing::warn!(
+                client_id = inst.client_id(),
+                instance = inst.id,
+                "{what} refused: {} completions are queued for the client and not awaited, the limit (--max-queued-completions-per-client {limit}); its requests that queue more fail with ENOBUFS until it awaits them",
+                g.bare_completions
+            );
+        }
+        err(libc::ENOBUFS)
+    }
+
     /// CREATE_SERVICE: returns the new handle.
     pub fn create_service(&self, inst: &Arc<Instance>, req: CreateService) -> Result<u32> {
         self.check_vc()?;
+        self.check_completion_room(inst, "CREATE_SERVICE")?;
         let connected = inst.lock().connected;
         if req.is_open && !connected {
             return err(libc::ENOTCONN);
@@ -1246,6 +1292,9 @@ impl Driver {
             sink,
             region,
         } = what;
+        if mode == BulkMode::Callback {
+            self.check_completion_room(inst, "a CALLBACK bulk")?;
+        }
         let id = if mode == BulkMode::Waiting {
             let mut g = inst.lock();
             match g.saved_waiters.remove(&thread) {
@@ -1434,6 +1483,9 @@ impl Driver {
                 break;
             };
             let st = &mut *g;
+            if c.message.is_none() {
+                st.bare_completions -= 1;
+            }
             let message = c.message.map(|m| {
                 out.msgbufcount -= 1;
                 let svc = st.services.get(&c.handle);
@@ -1645,11 +1697,13 @@ impl Driver {
         InstanceCounts {
             services: g.services.keys().copied().collect(),
             completions: g.completions.len(),
-            completions_without_message: g
-                .completions
-                .iter()
-                .filter(|c| c.message.is_none())
-                .count(),
+            completions_without_message: {
+                debug_assert_eq!(
+                    g.bare_completions,
+                    g.completions.iter().filter(|c| c.message.is_none()).count()
+                );
+                g.bare_completions
+            },
             bulks: g.bulks.len(),
             queued_bytes: inst.budget.bytes(),
             queued_claims: inst.budget.claims(),

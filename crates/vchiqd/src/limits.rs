@@ -18,6 +18,14 @@ pub struct Limits {
     /// Bytes of messages from the VideoCore queued for one instance and not yet awaited or
     /// dequeued. While it holds more, its QUEUE_MESSAGE fails with `ENOBUFS`.
     pub queued_bytes_per_instance: usize,
+    /// Completions that carry no message (service opened or closed, bulk done or aborted,
+    /// a VCHI message available) queued for one instance and not yet awaited. While it
+    /// holds this many, requests that would queue more (CREATE_SERVICE, a CALLBACK bulk)
+    /// fail with `ENOBUFS`; nothing queued is dropped (see [`crate::driver`]).
+    pub completions_per_instance: usize,
+    /// FUSE requests of one opener of the file node in flight at once (waiting on a
+    /// worker or parked); past it the request fails with `EAGAIN`.
+    pub node_requests_per_opener: usize,
 }
 
 impl Limits {
@@ -31,6 +39,8 @@ impl Default for Limits {
             instances_per_uid: 1024,
             services_per_instance: 256,
             queued_bytes_per_instance: 16 << 20,
+            completions_per_instance: 4096,
+            node_requests_per_opener: 64,
         }
     }
 }

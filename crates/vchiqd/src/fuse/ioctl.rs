@@ -153,6 +153,21 @@ pub(super) fn handle(s: &Arc<Session>, hdr: &InHeader, body: &[u8]) {
         arg: io.arg,
         data,
     };
+    // Requests that wait hold a worker or a parked entry: each opener may have only so
+    // many at once (as the socket front end bounds its pooled requests per connection).
+    let limit = s.driver.limits().node_requests_per_opener;
+    let in_flight = file.in_flight.load(Ordering::Acquire);
+    if in_flight >= limit {
+        if !file.in_flight_warned.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                client_id = file.inst.client_id(),
+                instance = file.inst.id,
+                "file node request refused: the client has {in_flight} requests waiting, the limit (--max-node-requests-per-client {limit}); more fail with EAGAIN until some are answered"
+            );
+        }
+        return s.reply_err(hdr.unique, libc::EAGAIN);
+    }
+    file.in_flight_warned.store(false, Ordering::Release);
     if let Some(r) = serve(s, ioctl, &req) {
         s.reply_ioctl(hdr.unique, &r);
     }
@@ -165,7 +180,7 @@ fn serve(s: &Arc<Session>, ioctl: Ioctl, r: &Req<'_>) -> Option<IoctlReply> {
     let handle = r.arg as u32;
     Some(match ioctl {
         Ioctl::Connect => {
-            s.defer(r.unique, inst, {
+            s.defer(r.unique, &r.file, {
                 let inst = inst.clone();
                 let unique = r.unique;
                 move |s, _| {
@@ -179,7 +194,7 @@ fn serve(s: &Arc<Session>, ioctl: Ioctl, r: &Req<'_>) -> Option<IoctlReply> {
         Ioctl::RemoveService | Ioctl::CloseService => {
             let inst = inst.clone();
             let unique = r.unique;
-            s.defer(unique, &inst.clone(), move |s, t| {
+            s.defer(unique, &r.file, move |s, t| {
                 let res = if ioctl == Ioctl::RemoveService {
                     s.driver.remove_service(&inst, handle, Blocking::Yes(t))
                 } else {
@@ -238,7 +253,7 @@ fn create_service(s: &Arc<Session>, r: &Req<'_>) -> Option<IoctlReply> {
     // A client waits for the VideoCore's OPENACK.
     let inst = r.inst.clone();
     let unique = r.unique;
-    s.defer(unique, &r.inst, move |s, _| {
+    s.defer(unique, &r.file, move |s, _| {
         let res = s.driver.create_service(&inst, req);
         let reply = res.map_err(errno_of).map(|h| {
             a.handle = h;
@@ -271,7 +286,7 @@ fn queue_message(s: &Arc<Session>, r: &Req<'_>) -> Option<IoctlReply> {
         Err(DriverError::WouldBlock) => {
             let inst = r.inst.clone();
             let unique = r.unique;
-            s.defer(unique, &r.inst, move |s, t| {
+            s.defer(unique, &r.file, move |s, t| {
                 let slices: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
                 s.finish(
                     unique,
@@ -426,7 +441,7 @@ fn bulk(s: &Arc<Session>, r: &Req<'_>, transmit: bool) -> Option<IoctlReply> {
             };
             let inst = r.inst.clone();
             let unique = r.unique;
-            s.defer(unique, &r.inst, move |s, t| {
+            s.defer(unique, &r.file, move |s, t| {
                 let reply = run(s, &inst, again, Blocking::Yes(t));
                 s.finish(unique, &reply);
             });

@@ -53,7 +53,7 @@
 //!   connection when a blocking AWAIT_COMPLETION outlives it; the daemon warns at start.
 
 mod abi;
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 mod ioctl;
@@ -370,6 +370,10 @@ pub(crate) struct OpenFile {
     /// data and retried by the thread that changes the instance (its waker), which then
     /// writes the caller's memory and the reply itself. No thread waits for them.
     parked: Parking<ParkedIoctl>,
+    /// Requests of this file waiting (deferred or parked): [`Pending`] entries.
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// The in-flight limit was hit and logged (one line per episode).
+    in_flight_warned: AtomicBool,
 }
 
 /// Tries a parked ioctl again: `None` while it would still wait.
@@ -398,6 +402,23 @@ impl OpenFile {
 struct Pending {
     token: Arc<CancelToken>,
     inst: Arc<Instance>,
+    _flight: InFlight,
+}
+
+/// One request counted in its file's [`OpenFile::in_flight`] while it is pending.
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn new(file: &OpenFile) -> InFlight {
+        file.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(file.in_flight.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A reply to an ioctl: `Ok((result, out bytes))` or an errno.
@@ -538,6 +559,7 @@ impl Session {
                     Pending {
                         token: CancelToken::new(),
                         inst: file.inst.clone(),
+                        _flight: InFlight::new(file),
                     },
                 );
             },
@@ -565,7 +587,7 @@ impl Session {
     fn defer(
         self: &Arc<Self>,
         unique: u64,
-        inst: &Arc<Instance>,
+        file: &Arc<OpenFile>,
         f: impl FnOnce(&Arc<Session>, &CancelToken) + Send + 'static,
     ) {
         let token = CancelToken::new();
@@ -573,7 +595,8 @@ impl Session {
             unique,
             Pending {
                 token: token.clone(),
-                inst: inst.clone(),
+                inst: file.inst.clone(),
+                _flight: InFlight::new(file),
             },
         );
         let job: Job = Box::new(move |s: &Arc<Session>| f(s, &token));
@@ -771,6 +794,8 @@ impl Session {
             inst,
             dump: Mutex::new(Vec::new()),
             parked: Parking::default(),
+            in_flight: Arc::default(),
+            in_flight_warned: AtomicBool::new(false),
         });
         // Weak: the session and the file own the instance, not the other way round.
         let (ws, wf) = (Arc::downgrade(self), Arc::downgrade(&file));
@@ -921,6 +946,119 @@ mod tests {
         done_tx.send(()).unwrap();
         t.join().unwrap();
         assert_eq!(tgid_of(0), None);
+    }
+
+    /// One FUSE request from this thread, as the kernel would write it.
+    fn request(opcode: u32, unique: u64, nodeid: u64, body: &[u8]) -> Vec<u8> {
+        let hdr = InHeader {
+            len: (size_of::<InHeader>() + body.len()) as u32,
+            opcode,
+            unique,
+            nodeid,
+            pid: crate::sys::gettid() as u32,
+            ..Default::default()
+        };
+        let mut r = hdr.as_bytes().to_vec();
+        r.extend_from_slice(body);
+        r
+    }
+
+    fn ioctl(fh: u64, unique: u64, cmd: vchiq_abi::Ioctl, data: &[u8]) -> Vec<u8> {
+        let io = abi::IoctlIn {
+            fh,
+            flags: 0,
+            cmd: cmd.number(vchiq_abi::Layout::Lp64),
+            arg: 0,
+            in_size: data.len() as u32,
+            out_size: data.len() as u32,
+        };
+        let mut body = io.as_bytes().to_vec();
+        body.extend_from_slice(data);
+        request(opcode::IOCTL, unique, FILE_ID, &body)
+    }
+
+    /// Waits for the reply to `unique` (other replies are kept in `seen`).
+    fn reply_to(
+        node: &mut fuzzing::Node,
+        seen: &mut Vec<fuzzing::Reply>,
+        unique: u64,
+    ) -> fuzzing::Reply {
+        let t0 = Instant::now();
+        loop {
+            seen.extend(node.replies().unwrap());
+            if let Some(i) = seen.iter().position(|r| r.unique == unique) {
+                return seen.remove(i);
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "no reply to {unique}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn an_opener_past_its_request_limit_gets_eagain_and_the_others_are_served() {
+        let limits = crate::limits::Limits {
+            node_requests_per_opener: 4,
+            ..Default::default()
+        };
+        let harness = crate::server::fuzzing::Harness::new(limits).unwrap();
+        let driver = harness.driver().clone();
+        let mut node = fuzzing::Node::new(driver.clone()).unwrap();
+        let mut seen = Vec::new();
+        let open = |node: &mut fuzzing::Node, seen: &mut Vec<fuzzing::Reply>, unique| {
+            node.request(&request(opcode::OPEN, unique, FILE_ID, &[0u8; 8]));
+            let r: fuzzing::Reply = reply_to(node, seen, unique);
+            assert_eq!(r.error, 0);
+            let fh = u64::from_le_bytes(r.payload[..8].try_into().unwrap());
+            node.request(&ioctl(fh, unique + 1, vchiq_abi::Ioctl::Connect, &[]));
+            assert_eq!(reply_to(node, seen, unique + 1).error, 0);
+            fh
+        };
+        let a = open(&mut node, &mut seen, 1);
+        let b = open(&mut node, &mut seen, 3);
+        // Completion arrays in this process's memory (never written: nothing completes).
+        let records = vec![0u8; 4 * 32];
+        let wait = vchiq_abi::args::AwaitCompletionArgs {
+            count: 4,
+            buf: records.as_ptr() as u64,
+            msgbufsize: 0,
+            msgbufcount: 0,
+            msgbufs: 0,
+        }
+        .encode(vchiq_abi::Layout::Lp64);
+        // Four AWAIT_COMPLETIONs of A wait (parked): its limit.
+        for u in 10..14 {
+            node.request(&ioctl(a, u, vchiq_abi::Ioctl::AwaitCompletion, &wait));
+        }
+        assert_eq!(node.pending(), 4);
+        // The fifth fails at once with EAGAIN, and is not held.
+        node.request(&ioctl(a, 14, vchiq_abi::Ioctl::AwaitCompletion, &wait));
+        assert_eq!(reply_to(&mut node, &mut seen, 14).error, -libc::EAGAIN);
+        assert_eq!(node.pending(), 4);
+        // B is not limited by A's requests.
+        node.request(&ioctl(b, 20, vchiq_abi::Ioctl::AwaitCompletion, &wait));
+        assert_eq!(node.pending(), 5);
+        assert!(seen.iter().all(|r| r.unique != 20), "B's request waits");
+        // Once one of A's is answered (interrupted), A may wait again.
+        let interrupt = abi::InterruptIn { unique: 10 };
+        node.request(&request(
+            opcode::INTERRUPT,
+            15,
+            FILE_ID,
+            interrupt.as_bytes(),
+        ));
+        assert_eq!(reply_to(&mut node, &mut seen, 10).error, -libc::EINTR);
+        node.request(&ioctl(a, 16, vchiq_abi::Ioctl::AwaitCompletion, &wait));
+        assert_eq!(node.pending(), 5);
+        assert!(
+            seen.iter().all(|r| r.unique != 16),
+            "A's request waits again"
+        );
+        node.end();
+        assert_eq!(driver.instance_count(), 0);
+        drop(records);
     }
 
     #[test]

@@ -455,7 +455,7 @@ impl Connection {
     }
 
     /// Requests of this connection on the waiter pool now.
-    #[cfg(feature = "fuzzing")]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(super) fn pooled_count(&self) -> usize {
         lock(&self.pooled).len()
     }

@@ -25,7 +25,7 @@
 //! at once and interrupts a pooled one. A malformed frame ends that connection only.
 
 mod connection;
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 mod requests;
