@@ -18,7 +18,7 @@ use crate::gl;
 use crate::image::{Image, Surface};
 use crate::raster::{
     GUARD_BAND, HALF, INV255, MAX_VIEWPORT_DIMS, SUB, SUBPIXEL_BITS, TILE, blend_factor, compare,
-    pack,
+    covered_span, pack,
 };
 use crate::texture::Sampler;
 
@@ -128,6 +128,19 @@ pub struct DrawStats {
 /// Textures bound to the units of a draw.
 struct UnitTextures<'a> {
     units: [Option<Sampler<'a>>; MAX_TEXTURE_UNITS],
+    /// log2 of each unit's larger side (the level-of-detail offset).
+    log2_size: [f32; MAX_TEXTURE_UNITS],
+}
+
+impl<'a> UnitTextures<'a> {
+    fn new(units: [Option<Sampler<'a>>; MAX_TEXTURE_UNITS]) -> Self {
+        let log2_size = std::array::from_fn(|i| {
+            units[i]
+                .as_ref()
+                .map_or(0.0, |s| (s.width.max(s.height) as f32).log2())
+        });
+        Self { units, log2_size }
+    }
 }
 
 impl ShaderTextures for UnitTextures<'_> {
@@ -140,7 +153,7 @@ impl ShaderTextures for UnitTextures<'_> {
         if cube {
             return [0.0, 0.0, 0.0, 1.0];
         }
-        let rho = lod + (s.width.max(s.height) as f32).log2();
+        let rho = lod + self.log2_size[unit as usize];
         s.sample(coord[0], coord[1], rho > 0.0).map(|c| c * INV255)
     }
 }
@@ -300,6 +313,55 @@ impl Budget {
             self.fault.store(true, Ordering::Relaxed);
         }
         result
+    }
+}
+
+/// One shading thread's share of the draw's budget: steps are taken from the shared
+/// counter a batch at a time (not per quad, which two threads would contend on) and
+/// what is left goes back when the thread is done.
+struct LocalBudget<'a> {
+    shared: &'a Budget,
+    steps: u64,
+}
+
+impl<'a> LocalBudget<'a> {
+    fn new(shared: &'a Budget) -> Self {
+        Self { shared, steps: 0 }
+    }
+
+    /// Runs one quad with at least [`GRANT`] steps (unless the draw's budget is nearly
+    /// spent), marking the draw faulted if it fails.
+    fn run(
+        &mut self,
+        f: impl FnOnce(&mut u64) -> Result<(), ShaderFault>,
+    ) -> Result<(), ShaderFault> {
+        if self.shared.fault.load(Ordering::Relaxed) {
+            return Err(ShaderFault("the draw was stopped".into()));
+        }
+        while self.steps < GRANT {
+            let more = self.shared.grant();
+            if more == 0 {
+                break;
+            }
+            self.steps += more;
+        }
+        if self.steps == 0 {
+            self.shared.fault.store(true, Ordering::Relaxed);
+            return Err(ShaderFault(format!(
+                "the draw exceeded its budget of {DRAW_BUDGET} shader steps"
+            )));
+        }
+        let result = f(&mut self.steps);
+        if result.is_err() {
+            self.shared.fault.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+impl Drop for LocalBudget<'_> {
+    fn drop(&mut self) {
+        self.shared.give_back(self.steps);
     }
 }
 
@@ -515,26 +577,44 @@ impl Stage<'_> {
         color: &mut [u32],
         mut depth: Option<&mut [f32]>,
         width: usize,
-        budget: &Budget,
+        budget: &mut LocalBudget<'_>,
         quads: &mut u64,
     ) -> Result<(), ShaderFault> {
         let sub = 1i64 << SUBPIXEL_BITS;
         let (ry0, ry1) = (tri.bbox[1].max(band_y0), tri.bbox[3].min(band_y1));
         // Quads are aligned to even pixels so that neighbouring triangles' quads line up.
-        let (qx0, qy0) = (tri.bbox[0] & !1, ry0 & !1);
+        let qy0 = ry0 & !1;
         let nv = self.nvar * 4;
         let mut varyings = vec![0.0f32; nv * 4];
         let mut qy = qy0;
         while qy < ry1 {
-            let mut qx = qx0;
-            while qx < tri.bbox[2] {
+            // The covered pixels of both rows, solved from the edge equations (exact, see
+            // `covered_span`), clipped to the bounding box and the band.
+            let (x0, n) = (i64::from(tri.bbox[0]), i64::from(tri.bbox[2] - tri.bbox[0]));
+            let span = |py: i32| -> (i32, i32) {
+                if py < ry0 || py >= ry1 {
+                    return (0, 0);
+                }
+                let cy = i64::from(py) * sub + HALF;
+                covered_span(&tri.edges, x0 * sub + HALF, cy, sub, n)
+                    .map_or((0, 0), |(lo, hi)| ((x0 + lo) as i32, (x0 + hi) as i32))
+            };
+            let rows = [span(qy), span(qy + 1)];
+            let (row_lo, row_hi) = (
+                rows.iter().filter(|r| r.0 < r.1).map(|r| r.0).min(),
+                rows.iter().filter(|r| r.0 < r.1).map(|r| r.1).max(),
+            );
+            let (Some(row_lo), Some(row_hi)) = (row_lo, row_hi) else {
+                qy += 2;
+                continue;
+            };
+            let mut qx = row_lo & !1;
+            while qx < row_hi {
                 let lanes = [(qx, qy), (qx + 1, qy), (qx, qy + 1), (qx + 1, qy + 1)];
                 let mut mask = 0u8;
                 for (l, &(px, py)) in lanes.iter().enumerate() {
-                    let inside_rect =
-                        px >= tri.bbox[0] && px < tri.bbox[2] && py >= ry0 && py < ry1;
-                    let (cx, cy) = (i64::from(px) * sub + HALF, i64::from(py) * sub + HALF);
-                    if inside_rect && tri.edges.iter().all(|&[a, b, c]| a * cx + b * cy + c >= 0) {
+                    let (lo, hi) = rows[(py - qy) as usize];
+                    if px >= lo && px < hi {
                         mask |= 1 << l;
                     }
                 }
@@ -663,12 +743,10 @@ impl Gles11 {
         else {
             return Ok(stats);
         };
-        let textures = UnitTextures {
-            units: std::array::from_fn(|i| match units[i] {
-                0 => None,
-                name => self.texture(name).and_then(|t| t.sampler()),
-            }),
-        };
+        let textures = UnitTextures::new(std::array::from_fn(|i| match units[i] {
+            0 => None,
+            name => self.texture(name).and_then(|t| t.sampler()),
+        }));
         let budget = Budget {
             left: AtomicU64::new(DRAW_BUDGET),
             fault: AtomicBool::new(false),
@@ -827,6 +905,7 @@ impl Stage<'_> {
         let run =
             |(y0, y1, cb, mut db, hit): (i32, i32, &mut [u32], Option<&mut [f32]>, Vec<&Tri>)| {
                 let mut quads = 0u64;
+                let mut local = LocalBudget::new(budget);
                 for tri in hit {
                     self.raster(
                         tri,
@@ -835,7 +914,7 @@ impl Stage<'_> {
                         cb,
                         db.as_deref_mut(),
                         width,
-                        budget,
+                        &mut local,
                         &mut quads,
                     )?;
                 }
@@ -1205,9 +1284,9 @@ mod tests {
     #[test]
     fn incomplete_textures_sample_opaque_black() {
         let ctx = Gles11::new();
-        let textures = UnitTextures {
-            units: std::array::from_fn(|_| ctx.texture(0).and_then(|t| t.sampler())),
-        };
+        let textures = UnitTextures::new(std::array::from_fn(|_| {
+            ctx.texture(0).and_then(|t| t.sampler())
+        }));
         assert_eq!(
             textures.sample(0, false, [0.5, 0.5, 0.0], 0.0),
             [0.0, 0.0, 0.0, 1.0]

@@ -505,7 +505,13 @@ pub(crate) const INV255: f32 = 1.0 / 255.0;
 /// The pixels `k` in `0..n` of a row (pixel centres `x = cx0 + k·sub`, `y = cy`) where every
 /// edge function `A·x + B·y + C` is ≥ 0, as `lo..hi`; `None` if there are none. Exact: the
 /// same pixels as testing each one.
-fn covered_span(edges: &[[i64; 3]; 3], cx0: i64, cy: i64, sub: i64, n: i64) -> Option<(i64, i64)> {
+pub(crate) fn covered_span(
+    edges: &[[i64; 3]; 3],
+    cx0: i64,
+    cy: i64,
+    sub: i64,
+    n: i64,
+) -> Option<(i64, i64)> {
     let (mut lo, mut hi) = (0i64, n);
     for &[a, b, c] in edges {
         let e0 = a * cx0 + b * cy + c;

@@ -261,7 +261,10 @@ fn mirror(i: i32, n: u32) -> usize {
 
 #[inline]
 fn wrap(i: i32, n: u32, repeat: bool) -> usize {
-    if repeat && n.is_power_of_two() {
+    if (i as u32) < n {
+        // Inside the texture already (coordinates in [0, 1)): no wrapping, no division.
+        i as usize
+    } else if repeat && n.is_power_of_two() {
         // Two's complement: `i & (n − 1)` is `i mod n` for negative `i` too, without the
         // division of `rem_euclid` (most textures are powers of two).
         (i & (n as i32 - 1)) as usize

@@ -284,7 +284,10 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     println!("isolation: each client runs in {}", iso.describe());
 
     let mut clients = Vec::new();
-    for (i, region, command) in [(1, "left", "hello-triangle"), (2, "right", "hello-triangle2")] {
+    for (i, region, command) in [
+        (1, "left", "hello-triangle"),
+        (2, "right", "hello-triangle2"),
+    ] {
         let dir = out.join(format!("client-{i}"));
         let _ = std::fs::remove_dir_all(&dir);
         let mut args: Vec<String> = vec![
