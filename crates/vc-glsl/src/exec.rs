@@ -12,7 +12,7 @@ use crate::{Budget, ExecError, Textures};
 /// Execution state of one invocation (a quad, or a vertex in lane 0).
 pub struct Exec<'a> {
     /// Register file, one word per lane.
-    pub regs: Vec<[u32; 4]>,
+    pub regs: &'a mut [[u32; 4]],
     /// Uniform storage.
     pub uniforms: &'a [u32],
     /// Storage word of each uniform variable of this stage.
@@ -37,7 +37,7 @@ fn f(x: u32) -> f32 {
 impl<'a> Exec<'a> {
     /// Creates a state over an initialised register file.
     pub fn new(
-        regs: Vec<[u32; 4]>,
+        regs: &'a mut [[u32; 4]],
         uniforms: &'a [u32],
         ubase: &'a [u32],
         textures: &'a dyn Textures,
@@ -274,7 +274,7 @@ impl<'a> Exec<'a> {
         mask: u8,
     ) {
         tex_lookup(
-            &mut self.regs,
+            self.regs,
             self.textures,
             self.fragment,
             dst,
