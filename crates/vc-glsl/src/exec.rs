@@ -106,25 +106,11 @@ impl<'a> Exec<'a> {
             }
             match inst {
                 Inst::U(op, d, a) => {
-                    let a = self.get(*a);
-                    let op = *op;
-                    let v = [
-                        ir::eval1(op, a[0]),
-                        ir::eval1(op, a[1]),
-                        ir::eval1(op, a[2]),
-                        ir::eval1(op, a[3]),
-                    ];
+                    let v = ir::eval1_lanes(*op, self.get(*a));
                     self.set(*d, v, mask);
                 }
                 Inst::B(op, d, a, b) => {
-                    let (a, b) = (self.get(*a), self.get(*b));
-                    let op = *op;
-                    let v = [
-                        ir::eval2(op, a[0], b[0]),
-                        ir::eval2(op, a[1], b[1]),
-                        ir::eval2(op, a[2], b[2]),
-                        ir::eval2(op, a[3], b[3]),
-                    ];
+                    let v = ir::eval2_lanes(*op, self.get(*a), self.get(*b));
                     self.set(*d, v, mask);
                 }
                 Inst::Sel(d, c, a, b) => {
