@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use vc_glsl::{Budget, QuadInput, QuadOutput, Stage, Textures, compile, link};
+use vc_glsl::{Budget, Engine, QuadInput, QuadOutput, Stage, Textures, compile, link};
 
 const VS: &str = "attribute vec4 vertex; varying vec2 tcoord;
 void main() { gl_Position = vertex; tcoord = vertex.xy * 0.5 + 0.5; }";
@@ -55,27 +55,32 @@ fn julia(c: &mut Criterion) {
     let mut group = c.benchmark_group("julia_quad");
     group.throughput(Throughput::Elements(1));
     // A row of quads through the set: a mix of early and late escapes.
-    group.bench_function("interpreter", |b| {
-        let mut x = 0.0f32;
-        b.iter(|| {
-            x = (x + 2.0) % 800.0;
-            let fc = std::array::from_fn(|l| {
-                [x + 0.5 + (l & 1) as f32, 240.5 + (l >> 1) as f32, 0.5, 1.0]
-            });
-            let input = QuadInput {
-                frag_coord: fc,
-                front_facing: true,
-                point_coord: [[0.0; 2]; 4],
-                varyings: &varyings,
-                mask: 0xf,
-            };
-            let mut out = QuadOutput::default();
-            let mut budget = Budget { remaining: 1 << 20 };
-            p.run_fragment_quad(&u, &Flat, &input, &mut out, &mut budget)
-                .expect("runs");
-            black_box(out)
-        })
-    });
+    for (name, engine) in [("interpreter", Engine::Interpreter), ("jit", Engine::Jit)] {
+        if engine == Engine::Jit && !p.has_jit() {
+            continue;
+        }
+        group.bench_function(name, |b| {
+            let mut x = 0.0f32;
+            b.iter(|| {
+                x = (x + 2.0) % 800.0;
+                let fc = std::array::from_fn(|l| {
+                    [x + 0.5 + (l & 1) as f32, 240.5 + (l >> 1) as f32, 0.5, 1.0]
+                });
+                let input = QuadInput {
+                    frag_coord: fc,
+                    front_facing: true,
+                    point_coord: [[0.0; 2]; 4],
+                    varyings: &varyings,
+                    mask: 0xf,
+                };
+                let mut out = QuadOutput::default();
+                let mut budget = Budget { remaining: 1 << 20 };
+                p.run_fragment_quad_with(engine, &u, &Flat, &input, &mut out, &mut budget)
+                    .expect("runs");
+                black_box(out)
+            })
+        });
+    }
     group.finish();
 }
 

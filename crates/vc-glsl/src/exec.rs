@@ -12,7 +12,7 @@ use crate::{Budget, ExecError, Textures};
 /// Execution state of one invocation (a quad, or a vertex in lane 0).
 pub struct Exec<'a> {
     /// Register file, one word per lane.
-    pub regs: Vec<[u32; 4]>,
+    pub regs: &'a mut [[u32; 4]],
     /// Uniform storage.
     pub uniforms: &'a [u32],
     /// Storage word of each uniform variable of this stage.
@@ -37,7 +37,7 @@ fn f(x: u32) -> f32 {
 impl<'a> Exec<'a> {
     /// Creates a state over an initialised register file.
     pub fn new(
-        regs: Vec<[u32; 4]>,
+        regs: &'a mut [[u32; 4]],
         uniforms: &'a [u32],
         ubase: &'a [u32],
         textures: &'a dyn Textures,
@@ -106,25 +106,11 @@ impl<'a> Exec<'a> {
             }
             match inst {
                 Inst::U(op, d, a) => {
-                    let a = self.get(*a);
-                    let op = *op;
-                    let v = [
-                        ir::eval1(op, a[0]),
-                        ir::eval1(op, a[1]),
-                        ir::eval1(op, a[2]),
-                        ir::eval1(op, a[3]),
-                    ];
+                    let v = ir::eval1_lanes(*op, self.get(*a));
                     self.set(*d, v, mask);
                 }
                 Inst::B(op, d, a, b) => {
-                    let (a, b) = (self.get(*a), self.get(*b));
-                    let op = *op;
-                    let v = [
-                        ir::eval2(op, a[0], b[0]),
-                        ir::eval2(op, a[1], b[1]),
-                        ir::eval2(op, a[2], b[2]),
-                        ir::eval2(op, a[3], b[3]),
-                    ];
+                    let v = ir::eval2_lanes(*op, self.get(*a), self.get(*b));
                     self.set(*d, v, mask);
                 }
                 Inst::Sel(d, c, a, b) => {
@@ -274,7 +260,7 @@ impl<'a> Exec<'a> {
         mask: u8,
     ) {
         tex_lookup(
-            &mut self.regs,
+            self.regs,
             self.textures,
             self.fragment,
             dst,

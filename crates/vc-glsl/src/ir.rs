@@ -202,7 +202,7 @@ fn b(x: bool) -> u32 {
 }
 
 /// Evaluates a one-operand op on one lane word.
-#[inline]
+#[inline(always)]
 pub fn eval1(op: Op1, a: u32) -> u32 {
     let x = f(a);
     let i = a as i32;
@@ -242,7 +242,7 @@ pub fn eval1(op: Op1, a: u32) -> u32 {
 }
 
 /// Evaluates a two-operand op on one lane word.
-#[inline]
+#[inline(always)]
 pub fn eval2(op: Op2, a: u32, c: u32) -> u32 {
     let (x, y) = (f(a), f(c));
     let (i, j) = (a as i32, c as i32);
@@ -279,6 +279,50 @@ pub fn eval2(op: Op2, a: u32, c: u32) -> u32 {
         Op2::Or => b(a != 0 || c != 0),
         Op2::Xor => b((a != 0) != (c != 0)),
     }
+}
+
+// The lane versions dispatch once per instruction, then run a loop the compiler
+// specialises per op (the op is a constant inside each arm), with `eval1`/`eval2`
+// remaining the single definition of each operation.
+macro_rules! lanes1 {
+    ($op:expr, $a:expr, [$($v:ident),*]) => {
+        match $op {
+            $(Op1::$v => $a.map(|x| eval1(Op1::$v, x)),)*
+        }
+    };
+}
+
+macro_rules! lanes2 {
+    ($op:expr, $a:expr, $b:expr, [$($v:ident),*]) => {
+        match $op {
+            $(Op2::$v => std::array::from_fn(|l| eval2(Op2::$v, $a[l], $b[l])),)*
+        }
+    };
+}
+
+/// [`eval1`] on four lanes.
+pub fn eval1_lanes(op: Op1, a: [u32; 4]) -> [u32; 4] {
+    lanes1!(
+        op,
+        a,
+        [
+            Mov, FNeg, FAbs, FSign, Floor, Ceil, Fract, Sqrt, InvSqrt, Exp, Log, Exp2, Log2, Sin,
+            Cos, Tan, Asin, Acos, Atan, INeg, Not, I2F, F2I, F2B, I2B
+        ]
+    )
+}
+
+/// [`eval2`] on four lanes.
+pub fn eval2_lanes(op: Op2, a: [u32; 4], b: [u32; 4]) -> [u32; 4] {
+    lanes2!(
+        op,
+        a,
+        b,
+        [
+            FAdd, FSub, FMul, FDiv, FMod, FMin, FMax, Pow, Atan2, Step, FLt, FLe, FEq, FNe, IAdd,
+            ISub, IMul, IDiv, ILt, ILe, IEq, INe, And, Or, Xor
+        ]
+    )
 }
 
 /// Counts instructions, nested ones included.

@@ -7,6 +7,14 @@
 //! attribute and uniform locations and lays out uniform storage. A [`Program`] runs
 //! vertices ([`Program::run_vertex`]) and quads ([`Program::run_fragment_quad`]).
 //!
+//! Two engines run the IR: an interpreter ([`exec`]) and, where Cranelift supports
+//! the host and the program has at most 50 000 instructions, native code compiled at
+//! link time (4-lane SIMD, one quad per call). Both give the same bits and spend the
+//! same [`Budget`]; [`Program::run_fragment_quad_with`] picks one explicitly
+//! ([`Engine`]), the plain entry points use native code when there is some.
+//! Julia-set quad (16 iterations, one texture lookup): about 2.5 µs interpreted,
+//! 0.65 µs native (`benches/shade.rs`).
+//!
 //! # Limits
 //!
 //! Hostile sources must not exhaust memory or the stack: sources over 1 MiB are
@@ -232,7 +240,7 @@ pub struct UniformSlot {
 /// Texture sampling, implemented by the renderer.
 pub trait Textures {
     /// Samples texture unit `unit` at `coord` (s,t for 2D; direction for cube) with level of detail `lod`,
-    /// returning RGBA in [0,1]. Called by shaders for texture2D/textureCube etc.
+    /// returning RGBA in \[0,1\]. Called by shaders for texture2D/textureCube etc.
     ///
     /// For implicit-LOD lookups in fragment shaders `lod` is log2 of the largest
     /// coordinate derivative across the quad *in normalised coordinates* plus any

@@ -54,17 +54,16 @@ impl StageCode {
     #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
-        regs: Vec<[u32; 4]>,
+        regs: &mut [[u32; 4]],
         uniforms: &[u32],
         storage_len: usize,
         textures: &dyn Textures,
         budget: &mut Budget,
         fragment: bool,
         engine: Engine,
-    ) -> Result<(Vec<[u32; 4]>, u8), ExecError> {
+    ) -> Result<u8, ExecError> {
         match (&self.jit, engine) {
             (Some(jit), Engine::Auto | Engine::Jit) => {
-                let mut regs = regs;
                 // The generated code reads uniforms unchecked: pad short storage with zeros.
                 let padded;
                 let uniforms = if uniforms.len() < storage_len {
@@ -75,23 +74,17 @@ impl StageCode {
                 } else {
                     uniforms
                 };
-                let (ok, discarded) = jit.run(
-                    &mut regs,
-                    uniforms,
-                    textures,
-                    fragment,
-                    &mut budget.remaining,
-                );
+                let (ok, discarded) =
+                    jit.run(regs, uniforms, textures, fragment, &mut budget.remaining);
                 if !ok {
                     return Err(ExecError::BudgetExhausted);
                 }
-                Ok((regs, discarded))
+                Ok(discarded)
             }
             _ => {
                 let mut ex = Exec::new(regs, uniforms, &self.ubase, textures, budget, fragment);
                 ex.run(&self.code, 0xf)?;
-                let d = ex.discarded & 0xf;
-                Ok((ex.regs, d))
+                Ok(ex.discarded & 0xf)
             }
         }
     }
@@ -447,6 +440,24 @@ pub fn link(vertex: &Shader, fragment: &Shader, bindings: &[(String, u32)]) -> L
     }
 }
 
+thread_local! {
+    /// Register file reused across calls on a thread (no allocation per quad).
+    static REGS: std::cell::RefCell<Vec<[u32; 4]>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on a register file initialised from `template`.
+fn with_regs<R>(template: &[[u32; 4]], f: impl FnOnce(&mut Vec<[u32; 4]>) -> R) -> R {
+    REGS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut regs) => {
+            regs.clear();
+            regs.extend_from_slice(template);
+            f(&mut regs)
+        }
+        // Re-entered (a texture callback running a shader): use a fresh file.
+        Err(_) => f(&mut template.to_vec()),
+    })
+}
+
 /// Splits `"a[3]"` into `("a", Some(3))`.
 fn split_index(name: &str) -> Option<(&str, Option<u32>)> {
     match name.strip_suffix(']') {
@@ -566,41 +577,43 @@ impl Program {
         out: &mut VertexOutput,
         budget: &mut Budget,
     ) -> Result<(), ExecError> {
-        let mut regs = self.vs.template.clone();
-        for a in &self.attrib_links {
-            for c in 0..a.cols {
-                let v = attribs[(a.location + c) as usize % MAX_VERTEX_ATTRIBS];
-                for r in 0..a.rows {
-                    if let Some(reg) = regs.get_mut((a.base + c * a.rows + r) as usize) {
-                        *reg = [v[r as usize].to_bits(); 4];
+        with_regs(&self.vs.template, |regs| {
+            for a in &self.attrib_links {
+                for c in 0..a.cols {
+                    let v = attribs[(a.location + c) as usize % MAX_VERTEX_ATTRIBS];
+                    for r in 0..a.rows {
+                        if let Some(reg) = regs.get_mut((a.base + c * a.rows + r) as usize) {
+                            *reg = [v[r as usize].to_bits(); 4];
+                        }
                     }
                 }
             }
-        }
-        // All lanes hold the same vertex; lane 0 is read back.
-        let (regs, _) = self.vs.run(
-            regs,
-            uniforms,
-            self.storage_len,
-            textures,
-            budget,
-            false,
-            engine,
-        )?;
-        let b = &self.vs.builtins;
-        let rd = |r: Reg| f32::from_bits(regs.get(r as usize).map_or(0, |w| w[0]));
-        out.position = std::array::from_fn(|i| rd(b.position + i as u32));
-        out.point_size = rd(b.point_size);
-        out.varyings.clear();
-        out.varyings.resize(self.varying_count * 4, 0.0);
-        for v in &self.varyings {
-            for s in 0..v.slots {
-                for r in 0..v.rows {
-                    out.varyings[((v.slot + s) * 4 + r) as usize] = rd(v.vs_base + s * v.rows + r);
+            // All lanes hold the same vertex; lane 0 is read back.
+            let _ = self.vs.run(
+                regs,
+                uniforms,
+                self.storage_len,
+                textures,
+                budget,
+                false,
+                engine,
+            )?;
+            let b = &self.vs.builtins;
+            let rd = |r: Reg| f32::from_bits(regs.get(r as usize).map_or(0, |w| w[0]));
+            out.position = std::array::from_fn(|i| rd(b.position + i as u32));
+            out.point_size = rd(b.point_size);
+            out.varyings.clear();
+            out.varyings.resize(self.varying_count * 4, 0.0);
+            for v in &self.varyings {
+                for s in 0..v.slots {
+                    for r in 0..v.rows {
+                        out.varyings[((v.slot + s) * 4 + r) as usize] =
+                            rd(v.vs_base + s * v.rows + r);
+                    }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Shades one 2×2 quad: lanes 0..4 = (x,y),(x+1,y),(x,y+1),(x+1,y+1).
@@ -640,58 +653,59 @@ impl Program {
         if input.varyings.len() < self.varying_count * 16 {
             return Err(ExecError::InputTooShort("varyings"));
         }
-        let mut regs = self.fs.template.clone();
-        let b = &self.fs.builtins;
-        let mut put = |r: Reg, v: [u32; 4]| {
-            if let Some(d) = regs.get_mut(r as usize) {
-                *d = v;
+        with_regs(&self.fs.template, |regs| {
+            let b = &self.fs.builtins;
+            let mut put = |r: Reg, v: [u32; 4]| {
+                if let Some(d) = regs.get_mut(r as usize) {
+                    *d = v;
+                }
+            };
+            for c in 0..4 {
+                put(
+                    b.frag_coord + c,
+                    std::array::from_fn(|l| input.frag_coord[l][c as usize].to_bits()),
+                );
             }
-        };
-        for c in 0..4 {
-            put(
-                b.frag_coord + c,
-                std::array::from_fn(|l| input.frag_coord[l][c as usize].to_bits()),
-            );
-        }
-        for c in 0..2 {
-            put(
-                b.point_coord + c,
-                std::array::from_fn(|l| input.point_coord[l][c as usize].to_bits()),
-            );
-        }
-        put(b.front_facing, [input.front_facing as u32; 4]);
-        for v in &self.varyings {
-            for s in 0..v.slots {
-                for r in 0..v.rows {
-                    let base = (((v.slot + s) * 4 + r) * 4) as usize;
-                    put(
-                        v.fs_base + s * v.rows + r,
-                        std::array::from_fn(|l| input.varyings[base + l].to_bits()),
-                    );
+            for c in 0..2 {
+                put(
+                    b.point_coord + c,
+                    std::array::from_fn(|l| input.point_coord[l][c as usize].to_bits()),
+                );
+            }
+            put(b.front_facing, [input.front_facing as u32; 4]);
+            for v in &self.varyings {
+                for s in 0..v.slots {
+                    for r in 0..v.rows {
+                        let base = (((v.slot + s) * 4 + r) * 4) as usize;
+                        put(
+                            v.fs_base + s * v.rows + r,
+                            std::array::from_fn(|l| input.varyings[base + l].to_bits()),
+                        );
+                    }
                 }
             }
-        }
-        let (regs, discarded) = self.fs.run(
-            regs,
-            uniforms,
-            self.storage_len,
-            textures,
-            budget,
-            true,
-            engine,
-        )?;
-        let src = if self.fs_uses_frag_data {
-            b.frag_data
-        } else {
-            b.frag_color
-        };
-        for l in 0..4 {
-            for c in 0..4 {
-                out.color[l][c] =
-                    f32::from_bits(regs.get((src + c as u32) as usize).map_or(0, |w| w[l]));
+            let discarded = self.fs.run(
+                regs,
+                uniforms,
+                self.storage_len,
+                textures,
+                budget,
+                true,
+                engine,
+            )?;
+            let src = if self.fs_uses_frag_data {
+                b.frag_data
+            } else {
+                b.frag_color
+            };
+            for l in 0..4 {
+                for c in 0..4 {
+                    out.color[l][c] =
+                        f32::from_bits(regs.get((src + c as u32) as usize).map_or(0, |w| w[l]));
+                }
             }
-        }
-        out.discarded = discarded;
-        Ok(())
+            out.discarded = discarded;
+            Ok(())
+        })
     }
 }

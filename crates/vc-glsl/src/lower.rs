@@ -25,6 +25,10 @@ use crate::types::{Sc, StructTy, Ty};
 const CONST_BIT: u32 = 1 << 31;
 /// Instructions a program may lower to (inlining can grow code exponentially).
 const MAX_CODE: usize = 1 << 20;
+/// Scalar components one variable may have.
+const MAX_TYPE_SLOTS: u32 = 1 << 18;
+/// Nesting of struct types.
+const MAX_STRUCT_DEPTH: u32 = 32;
 /// Nesting of IR blocks after inlining.
 const MAX_NEST: u32 = 512;
 /// Registers a program may use.
@@ -760,6 +764,9 @@ impl L<'_> {
             if let Some(a) = array {
                 let n = self.array_size(a)?;
                 ty = Ty::Array(Box::new(ty), n);
+                if self.too_large(&ty, *line).is_err() {
+                    return Err(());
+                }
             }
             if self.stage == Stage::Fragment {
                 self.check_precision(spec, &ty, *line, name);
@@ -769,8 +776,20 @@ impl L<'_> {
             }
             fields.push((name.clone(), ty));
         }
+        let depth = 1 + fields.iter().map(|f| struct_depth(&f.1)).max().unwrap_or(0);
+        if depth > MAX_STRUCT_DEPTH {
+            return self.err(def.line, "struct", "structures nested too deeply");
+        }
+        let st = Ty::Struct(Arc::new(StructTy {
+            id: 0,
+            name: String::new(),
+            fields: fields.clone(),
+            depth,
+        }));
+        self.too_large(&st, def.line)?;
         self.struct_ids += 1;
         let s = Arc::new(StructTy {
+            depth,
             id: self.struct_ids,
             name: def
                 .name
@@ -793,6 +812,15 @@ impl L<'_> {
             scope.structs.insert(n.clone(), s.clone());
         }
         Ok(s)
+    }
+
+    /// Types are flattened into registers and uniform words; bound their size (and,
+    /// for structs, their nesting, as type walks recurse).
+    fn too_large(&mut self, t: &Ty, line: u32) -> R<()> {
+        if t.slots() > MAX_TYPE_SLOTS {
+            return self.err(line, "", "type too large");
+        }
+        Ok(())
     }
 
     fn array_size(&mut self, e: &Expr) -> R<u32> {
@@ -843,6 +871,9 @@ impl L<'_> {
                     continue;
                 }
                 ty = Ty::Array(Box::new(ty), n);
+                if self.too_large(&ty, v.line).is_err() {
+                    continue;
+                }
             }
             let _ = self.declarator(d, v, ty, global);
         }
@@ -1073,6 +1104,9 @@ impl L<'_> {
             if let Some(a) = &p.array {
                 let Ok(n) = self.array_size(a) else { return };
                 t = Ty::Array(Box::new(t), n);
+                if self.too_large(&t, line).is_err() {
+                    return;
+                }
             }
             if self.stage == Stage::Fragment {
                 self.check_precision(&p.ty, &t, line, p.name.as_deref().unwrap_or(""));
@@ -2478,9 +2512,6 @@ impl L<'_> {
             }
         }
         if regs.len() < total {
-            if ty.is_scalar() {
-                unreachable!("a non-empty argument gives at least one component");
-            }
             return self.err(line, &tname, "not enough data provided for construction");
         }
         Ok(Val { ty, regs })
@@ -2909,6 +2940,14 @@ impl L<'_> {
             ty: Ty::Vec(4),
             regs: (0..4).map(|i| dst + i).collect(),
         })
+    }
+}
+
+fn struct_depth(t: &Ty) -> u32 {
+    match t {
+        Ty::Struct(s) => s.depth,
+        Ty::Array(e, _) => struct_depth(e),
+        _ => 0,
     }
 }
 

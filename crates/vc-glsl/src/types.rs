@@ -13,6 +13,8 @@ pub struct StructTy {
     pub name: String,
     /// Members.
     pub fields: Vec<(String, Ty)>,
+    /// Struct nesting depth (1 for a struct of basic types).
+    pub depth: u32,
 }
 
 /// A checked type.

@@ -300,3 +300,18 @@ fn garbage_sources_never_panic() {
         }
     }
 }
+
+#[test]
+fn deep_and_huge_types() {
+    let mut src = String::from("struct S0 { float a; };\n");
+    for i in 1..20_000 {
+        src += &format!("struct S{i} {{ S{} a; }};\n", i - 1);
+    }
+    src += "void main() { gl_Position = vec4(1.0); }";
+    fails_with(Stage::Vertex, src, "structures nested too deeply");
+    let src = "struct A { mat4 m[60000]; }; uniform A a[60000]; void main() { gl_Position = a[0].m[0][0]; }";
+    fails_with(Stage::Vertex, src.into(), "type too large");
+    let src =
+        "struct A { mat4 m[4000]; }; void f(A x[100]) {} void main() { gl_Position = vec4(1.0); }";
+    fails_with(Stage::Vertex, src.into(), "type too large");
+}

@@ -116,7 +116,42 @@ pub fn quad_at(
     let mut out = QuadOutput::default();
     prog.run_fragment_quad(&u.words, tex, &input, &mut out, &mut budget())
         .expect("runs");
+    assert_engines_agree(prog, &u.words, &input);
     out
+}
+
+/// Every shader the tests run is also checked: the JIT and the interpreter agree
+/// (with the `Probe` texture, so recording textures of a test see one run only).
+pub fn assert_engines_agree(prog: &Program, uniforms: &[u32], input: &QuadInput) {
+    if !prog.has_jit() {
+        return;
+    }
+    let (mut a, mut b) = (QuadOutput::default(), QuadOutput::default());
+    let (mut ba, mut bb) = (budget(), budget());
+    let ra = prog.run_fragment_quad_with(
+        Engine::Interpreter,
+        uniforms,
+        &Probe,
+        input,
+        &mut a,
+        &mut ba,
+    );
+    let rb = prog.run_fragment_quad_with(Engine::Jit, uniforms, &Probe, input, &mut b, &mut bb);
+    assert_eq!(ra, rb);
+    assert_eq!(ba, bb, "both engines spend the same budget");
+    assert_eq!(a.discarded, b.discarded);
+    for l in 0..4 {
+        for c in 0..4 {
+            let (x, y) = (a.color[l][c], b.color[l][c]);
+            let ulps = (x.to_bits() as i64 - y.to_bits() as i64).abs();
+            assert!(
+                ulps <= 1 || (x.is_nan() && y.is_nan()),
+                "interpreter {:?} vs JIT {:?}",
+                a.color,
+                b.color
+            );
+        }
+    }
 }
 
 /// Runs a fragment shader body that writes gl_FragColor and returns lane 0's colour.
