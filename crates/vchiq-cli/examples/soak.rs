@@ -303,21 +303,22 @@ fn attacker(socket: PathBuf, flood: usize, stop: Arc<AtomicBool>) -> (usize, u64
             userdata: 1,
         };
         let _ = send(3, Op::CreateService, 0, create.as_bytes());
-        std::thread::sleep(Duration::from_millis(200));
-        // Handles are small numbers the daemon hands out; the hog guesses its own from the
-        // status text instead of reading its reply.
-        let handle = vchiq::daemon_status(&socket)
-            .ok()
-            .and_then(|t| {
-                t.lines()
-                    .filter(|l| l.contains("Service 0x") && l.contains("echo client OPEN"))
-                    .filter_map(|l| {
-                        let h = l.split("Service 0x").nth(1)?.split(':').next()?;
-                        u32::from_str_radix(h, 16).ok()
-                    })
-                    .max()
-            })
-            .unwrap_or(0);
+        // It reads the answers to its setup (the last is its handle), then nothing more.
+        let mut handle = 0u32;
+        let mut buf = vec![0u8; wire::MAX_FRAME];
+        for _ in 0..3 {
+            let Ok((n, _)) = vchiqd::sys::recv_with_fds(std::os::fd::AsFd::as_fd(s), &mut buf)
+            else {
+                break;
+            };
+            if let Ok((h, _)) =
+                <wire::ResponseHeader as zerocopy::FromBytes>::read_from_prefix(&buf[..n])
+            {
+                if h.tag == 3 {
+                    handle = u32::try_from(h.result).unwrap_or(0);
+                }
+            }
+        }
         let mut body = wire::QueueMessageRequest { handle, count: 1 }
             .as_bytes()
             .to_vec();

@@ -1052,13 +1052,19 @@ impl Driver {
         if queued > limit {
             // Replies come only to what a client sends: while it leaves this much
             // undelivered, it may send no more (see `crate::queued`).
+            if inst.budget.over_limit_logged.swap(true, Ordering::Relaxed) {
+                return err(libc::ENOBUFS);
+            }
             tracing::warn!(
                 client_id = inst.client_id(),
                 instance = inst.id,
-                "QUEUE_MESSAGE refused: {queued} bytes are queued for the client and not awaited, over the limit (--max-queued-bytes-per-client {limit})"
+                "QUEUE_MESSAGE refused: {queued} bytes are queued for the client and not awaited, over the limit (--max-queued-bytes-per-client {limit}); its messages fail with ENOBUFS until it reads"
             );
             return err(libc::ENOBUFS);
         }
+        inst.budget
+            .over_limit_logged
+            .store(false, Ordering::Relaxed);
         let link = {
             let g = inst.lock();
             let s = g

@@ -26,6 +26,9 @@ pub const MAX_CLAIMS: usize = 8;
 pub struct QueueBudget {
     bytes: AtomicUsize,
     claims: AtomicUsize,
+    /// A QUEUE_MESSAGE was refused over the byte limit and logged; cleared by the next
+    /// one accepted (one warning per episode, so a client cannot flood the log).
+    pub(crate) over_limit_logged: std::sync::atomic::AtomicBool,
 }
 
 impl QueueBudget {
