@@ -17,8 +17,8 @@ use crate::context::Gles11;
 use crate::gl;
 use crate::image::{Image, Surface};
 use crate::raster::{
-    GUARD_BAND, HALF, INV255, MAX_VIEWPORT_DIMS, SUB, SUBPIXEL_BITS, TILE, blend_factor, compare,
-    covered_span, pack,
+    GUARD_BAND, HALF, INV255, MAX_VIEWPORT_DIMS, Plane, SUB, SUBPIXEL_BITS, TILE, blend_factor,
+    compare, covered_span, edges_and_bbox, pack,
 };
 use crate::texture::Sampler;
 
@@ -171,21 +171,6 @@ impl Default for ShadedVertex {
             pos: [0.0; 4],
             var: [0.0; MAX_VARYING_FLOATS],
         }
-    }
-}
-
-/// `value = c + dx·(px − ox) + dy·(py − oy)` over pixel centres.
-#[derive(Clone, Copy, Debug, Default)]
-struct Plane {
-    c: f32,
-    dx: f32,
-    dy: f32,
-}
-
-impl Plane {
-    #[inline]
-    fn at(&self, fx: f32, fy: f32) -> f32 {
-        self.c + self.dx * fx + self.dy * fy
     }
 }
 
@@ -514,33 +499,7 @@ impl Stage<'_> {
             v.swap(1, 2);
             p.swap(1, 2);
         }
-        let mut edges = [[0i64; 3]; 3];
-        for (i, edge) in edges.iter_mut().enumerate() {
-            let (s, e) = (p[i], p[(i + 1) % 3]);
-            let ea = -(e.1 - s.1);
-            let eb = e.0 - s.0;
-            let mut ec = -(ea * s.0 + eb * s.1);
-            // Top-left fill rule, as the fixed-function rasteriser.
-            if !((ea == 0 && eb > 0) || ea > 0) {
-                ec -= 1;
-            }
-            *edge = [ea, eb, ec];
-        }
-        let sub = 1i64 << SUBPIXEL_BITS;
-        let (minx, maxx) = (p.iter().map(|q| q.0).min()?, p.iter().map(|q| q.0).max()?);
-        let (miny, maxy) = (p.iter().map(|q| q.1).min()?, p.iter().map(|q| q.1).max()?);
-        let lo = |m: i64| (m - HALF).div_euclid(sub) as i32;
-        let hi = |m: i64| ((m - HALF).div_euclid(sub) + 1) as i32;
-        let r = self.rect;
-        let bbox = [
-            lo(minx).max(r[0]),
-            lo(miny).max(r[1]),
-            hi(maxx).min(r[2]),
-            hi(maxy).min(r[3]),
-        ];
-        if bbox[0] >= bbox[2] || bbox[1] >= bbox[3] {
-            return None;
-        }
+        let (edges, bbox) = edges_and_bbox(&p, self.rect)?;
         let (x0, y0) = (p[0].0 as f64 / SUB, p[0].1 as f64 / SUB);
         let (x1, y1) = (p[1].0 as f64 / SUB - x0, p[1].1 as f64 / SUB - y0);
         let (x2, y2) = (p[2].0 as f64 / SUB - x0, p[2].1 as f64 / SUB - y0);

@@ -82,15 +82,15 @@ pub(crate) struct Pipeline<'a> {
 
 /// `value(px, py) = c + dx · (px − ox) + dy · (py − oy)` over pixel centres.
 #[derive(Clone, Copy, Debug, Default)]
-struct Plane {
-    c: f32,
-    dx: f32,
-    dy: f32,
+pub(crate) struct Plane {
+    pub c: f32,
+    pub dx: f32,
+    pub dy: f32,
 }
 
 impl Plane {
     #[inline]
-    fn at(&self, fx: f32, fy: f32) -> f32 {
+    pub(crate) fn at(&self, fx: f32, fy: f32) -> f32 {
         self.c + self.dx * fx + self.dy * fy
     }
 }
@@ -320,39 +320,7 @@ impl Pipeline<'_> {
             p.swap(1, 2);
             ar = -ar;
         }
-        // Edge i runs from p[i] to p[i+1]; interior is where all edge functions are > 0.
-        let mut edges = [[0i64; 3]; 3];
-        for i in 0..3 {
-            let (s, e) = (p[i], p[(i + 1) % 3]);
-            let ea = -(e.1 - s.1);
-            let eb = e.0 - s.0;
-            let mut ec = -(ea * s.0 + eb * s.1);
-            // Top-left rule (y down): a top edge is horizontal going +x, a left edge goes up.
-            let top_left = (ea == 0 && eb > 0) || ea > 0;
-            if !top_left {
-                ec -= 1;
-            }
-            edges[i] = [ea, eb, ec];
-        }
-        let sub = 1i64 << SUBPIXEL_BITS;
-        let minx = p.iter().map(|q| q.0).min().unwrap_or(0);
-        let maxx = p.iter().map(|q| q.0).max().unwrap_or(0);
-        let miny = p.iter().map(|q| q.1).min().unwrap_or(0);
-        let maxy = p.iter().map(|q| q.1).max().unwrap_or(0);
-        // Pixels k whose centre k·sub + HALF lies in [min, max]: from ⌊(min − HALF)/sub⌋
-        // (conservative) to ⌊(max − HALF)/sub⌋ inclusive.
-        let lo = |m: i64| (m - HALF).div_euclid(sub) as i32;
-        let hi = |m: i64| ((m - HALF).div_euclid(sub) + 1) as i32;
-        let r = self.rect;
-        let bbox = [
-            lo(minx).max(r[0]),
-            lo(miny).max(r[1]),
-            hi(maxx).min(r[2]),
-            hi(maxy).min(r[3]),
-        ];
-        if bbox[0] >= bbox[2] || bbox[1] >= bbox[3] {
-            return None;
-        }
+        let (edges, bbox) = edges_and_bbox(&p, self.rect)?;
         // Attribute planes over the snapped positions, in pixels.
         let (x0, y0) = (p[0].0 as f64 / SUB, p[0].1 as f64 / SUB);
         let (x1, y1) = (p[1].0 as f64 / SUB - x0, p[1].1 as f64 / SUB - y0);
@@ -392,6 +360,43 @@ impl Pipeline<'_> {
             minify,
         })
     }
+}
+
+/// The edge functions of a counter-clockwise (y down) triangle with snapped sub-pixel
+/// vertices `p` — edge i runs from p[i] to p[i+1], the fill-rule bias folded into C so
+/// that a pixel centre is inside when all three are ≥ 0 — and its pixel bounding box
+/// within `rect`; `None` when that box is empty. Both pipelines set up triangles with it.
+pub(crate) fn edges_and_bbox(
+    p: &[(i64, i64); 3],
+    rect: [i32; 4],
+) -> Option<([[i64; 3]; 3], [i32; 4])> {
+    let mut edges = [[0i64; 3]; 3];
+    for (i, edge) in edges.iter_mut().enumerate() {
+        let (s, e) = (p[i], p[(i + 1) % 3]);
+        let ea = -(e.1 - s.1);
+        let eb = e.0 - s.0;
+        let mut ec = -(ea * s.0 + eb * s.1);
+        // Top-left rule (y down): a top edge is horizontal going +x, a left edge goes up.
+        let top_left = (ea == 0 && eb > 0) || ea > 0;
+        if !top_left {
+            ec -= 1;
+        }
+        *edge = [ea, eb, ec];
+    }
+    let sub = 1i64 << SUBPIXEL_BITS;
+    let (minx, maxx) = (p.iter().map(|q| q.0).min()?, p.iter().map(|q| q.0).max()?);
+    let (miny, maxy) = (p.iter().map(|q| q.1).min()?, p.iter().map(|q| q.1).max()?);
+    // Pixels k whose centre k·sub + HALF lies in [min, max]: from ⌊(min − HALF)/sub⌋
+    // (conservative) to ⌊(max − HALF)/sub⌋ inclusive.
+    let lo = |m: i64| (m - HALF).div_euclid(sub) as i32;
+    let hi = |m: i64| ((m - HALF).div_euclid(sub) + 1) as i32;
+    let bbox = [
+        lo(minx).max(rect[0]),
+        lo(miny).max(rect[1]),
+        hi(maxx).min(rect[2]),
+        hi(maxy).min(rect[3]),
+    ];
+    (bbox[0] < bbox[2] && bbox[1] < bbox[3]).then_some((edges, bbox))
 }
 
 // ---------------------------------------------------------------- fragments
